@@ -1,0 +1,275 @@
+"""The local store: every document's CRDT updates in one SQLite file.
+
+Why not ``pycrdt.store.SQLiteYStore``: it is async-only, it is one store object
+per document with its own connection and start/stop lifecycle, and it squashes
+updates by wall-clock timestamps. We hold 10,000+ documents and keep a
+deterministic core, so our store is one synchronous ``sqlite3`` connection and
+one table of updates for all documents, squashed by row count instead of time.
+
+Rules:
+
+* ``append`` commits before it returns; ``append_many`` is one transaction.
+* A key never holds more than ``compact_every`` rows after a write: the write
+  that crosses the limit merges the key's rows into one in the same
+  transaction, so a crash leaves either the old rows or the merged row.
+* Reads are single statements, so each sees one committed snapshot.
+* Every SQLite failure leaves as :class:`StoreError` naming the file.
+* Not thread-safe: callers serialise access (the node owns the one store).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import groupby
+from operator import itemgetter
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from pycrdt import merge_updates
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x77735032  # "wsP2", marks the file as ours in its header
+BUSY_TIMEOUT_MS = 5_000
+# A work item's update is typically 1-5 KB. With 4 KB pages a 2.3 KB row has a
+# page to itself (the file is ~1.8x the data); 8 KB pages hold three (~1.3x).
+PAGE_SIZE_BYTES = 8_192
+
+# MIGRATIONS[v] takes the schema from user_version v to v + 1. Statements, not a
+# script: executescript() would commit the migration transaction half-way.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE updates ("
+        " key TEXT NOT NULL,"
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " data BLOB NOT NULL)",
+        # seq is the rowid, which every index carries: this index also serves
+        # ORDER BY key, seq without a sort.
+        "CREATE INDEX updates_by_key ON updates (key)",
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    ),
+)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+class StoreError(Exception):
+    """The store file cannot be opened or used; the message names the file."""
+
+
+class SqliteStore:
+    """:class:`worksync_p2p.ports.Store` on one SQLite file (WAL mode)."""
+
+    def __init__(self, path: Path, compact_every: int = 64) -> None:
+        if compact_every < 1:
+            raise ValueError(f"compact_every must be at least 1, not {compact_every}")
+        self.path = path
+        self.compact_every = compact_every
+        self._conn: sqlite3.Connection | None = _open(path)
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r}, compact_every={self.compact_every})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- updates --------------------------------------------------------------
+
+    def append(self, key: str, update: bytes) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT INTO updates (key, data) VALUES (?, ?)", (key, update))
+            self._compact_if_long(conn, key)
+
+    def append_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        rows = list(items)
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany("INSERT INTO updates (key, data) VALUES (?, ?)", rows)
+            for key in sorted({key for key, _ in rows}):
+                self._compact_if_long(conn, key)
+
+    def load(self, key: str) -> bytes | None:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT data FROM updates WHERE key = ? ORDER BY seq", (key,)
+            ).fetchall()
+        return _merged([data for (data,) in rows]) if rows else None
+
+    def load_all(self) -> Iterator[tuple[str, bytes]]:
+        # One ordered query, read whole: the snapshot is taken now, and no
+        # cursor stays open across the caller's own writes.
+        with self._read() as conn:
+            rows = conn.execute("SELECT key, data FROM updates ORDER BY key, seq").fetchall()
+        return _merged_groups(rows)
+
+    def keys(self) -> list[str]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT DISTINCT key FROM updates ORDER BY key").fetchall()
+        return [key for (key,) in rows]
+
+    def compact(self, key: str) -> None:
+        with self._write() as conn:
+            _compact_rows(conn, key)
+
+    def remove(self, key: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM updates WHERE key = ?", (key,))
+
+    # -- metadata -------------------------------------------------------------
+
+    def get_meta(self, name: str) -> bytes | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set_meta(self, name: str, value: bytes) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO meta (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with _translated(self.path, "close"):
+                conn.close()
+
+    # -- internals ------------------------------------------------------------
+
+    def _compact_if_long(self, conn: sqlite3.Connection, key: str) -> None:
+        (count,) = conn.execute("SELECT count(*) FROM updates WHERE key = ?", (key,)).fetchone()
+        if count > self.compact_every:
+            _compact_rows(conn, key)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"store {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        with _translated(self.path, "read"):
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        with _translated(self.path, "write"), _transaction(conn):
+            yield conn
+
+
+def _compact_rows(conn: sqlite3.Connection, key: str) -> None:
+    """Replace the rows of ``key`` by one merged row; the caller holds the transaction."""
+    rows = conn.execute("SELECT data FROM updates WHERE key = ? ORDER BY seq", (key,)).fetchall()
+    if len(rows) <= 1:
+        return
+    merged = merge_updates(*(data for (data,) in rows))
+    conn.execute("DELETE FROM updates WHERE key = ?", (key,))
+    conn.execute("INSERT INTO updates (key, data) VALUES (?, ?)", (key, merged))
+
+
+def _merged(updates: list[bytes]) -> bytes:
+    return updates[0] if len(updates) == 1 else merge_updates(*updates)
+
+
+def _merged_groups(rows: list[Any]) -> Iterator[tuple[str, bytes]]:
+    for key, group in groupby(rows, key=itemgetter(0)):
+        yield key, _merged([data for _, data in group])
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front, so a second process waits in
+    # busy_timeout instead of failing half-way through with SQLITE_BUSY.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+
+
+@contextmanager
+def _translated(path: Path, action: str) -> Iterator[None]:
+    """Turn sqlite3 errors into StoreError naming the file."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot {action} store {path}: {exc}") from exc
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the directory of store {path}: {exc}") from exc
+    with _translated(path, "open"):
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        with _translated(path, "open"):
+            _configure(conn)
+            _migrate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # Takes effect only while the file is still empty, i.e. before WAL mode.
+    conn.execute(f"PRAGMA page_size = {PAGE_SIZE_BYTES}")
+    # The first read of the header: a file that is not SQLite fails here.
+    conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    # NORMAL in WAL mode writes each commit's frames to the WAL before COMMIT
+    # returns but fsyncs only at checkpoints. Written frames sit in the OS page
+    # cache, which outlives the process: kill -9 or a crash of ours loses
+    # nothing committed. Only an OS crash or power loss can drop the last few
+    # commits, and WAL checksums still keep the file consistent.
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    if _header(conn) == (APPLICATION_ID, SCHEMA_VERSION):
+        return
+    with _transaction(conn):
+        # Read again under the write lock: another process may have migrated.
+        application_id, version = _header(conn)
+        if application_id != APPLICATION_ID and (application_id != 0 or _has_tables(conn)):
+            raise StoreError(f"{path} is an SQLite file but not a worksync store")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {path} has schema version {version}; this program knows"
+                f" up to {SCHEMA_VERSION}: upgrade worksync-p2p"
+            )
+        for statements in MIGRATIONS[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+
+def _header(conn: sqlite3.Connection) -> tuple[int, int]:
+    (application_id,) = conn.execute("PRAGMA application_id").fetchone()
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    return application_id, version
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' LIMIT 1")
+    return row.fetchone() is not None

@@ -1,0 +1,1 @@
+"""Tests of the adapters and of the fakes that stand in for them."""

@@ -1,0 +1,320 @@
+"""One contract, two stores: every test here runs on SqliteStore and on MemoryStore."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from operator import methodcaller
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from pycrdt import Doc, Map
+from simulations.fakes import MemoryStore
+
+from worksync_p2p.adapters.sqlite_store import SqliteStore
+from worksync_p2p.ports import Store
+
+from .store_writer import content, new_doc, random_edit, state
+
+
+class Backend(Protocol):
+    def open(self, compact_every: int = 64) -> Store: ...
+
+    def reopen(self, store: Store) -> Store:
+        """The same store after a clean close and a fresh open."""
+        ...
+
+
+class SqliteBackend:
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "nested" / "dir" / "store.db"
+        self.opened: list[SqliteStore] = []
+
+    def open(self, compact_every: int = 64) -> Store:
+        store = SqliteStore(self.path, compact_every=compact_every)
+        self.opened.append(store)
+        return store
+
+    def reopen(self, store: Store) -> Store:
+        assert isinstance(store, SqliteStore)
+        store.close()
+        return self.open(store.compact_every)
+
+
+class MemoryBackend:
+    def open(self, compact_every: int = 64) -> Store:
+        return MemoryStore(compact_every=compact_every)
+
+    def reopen(self, store: Store) -> Store:
+        assert isinstance(store, MemoryStore)
+        store.close()
+        store.reopen()
+        return store
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "memory":
+        yield MemoryBackend()
+        return
+    sqlite = SqliteBackend(tmp_path)
+    yield sqlite
+    for store in sqlite.opened:
+        store.close()
+
+
+def edits(doc: Doc[Any], count: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    return [random_edit(doc, rng) for _ in range(count)]
+
+
+def loaded(update: bytes | None) -> Doc[Any]:
+    assert update is not None
+    return new_doc(update)
+
+
+def assert_same_doc(update: bytes | None, expected: Doc[Any]) -> None:
+    doc = loaded(update)
+    assert content(doc) == content(expected)
+    assert state(doc) == state(expected)
+
+
+def test_empty_store(backend: Backend) -> None:
+    store = backend.open()
+    assert store.load("nope") is None
+    assert store.keys() == []
+    assert list(store.load_all()) == []
+    assert store.get_meta("nope") is None
+
+
+def test_one_update_round_trips(backend: Backend) -> None:
+    store = backend.open()
+    doc = new_doc()
+    update = edits(doc, 1, seed=1)[0]
+    store.append("item-1", update)
+    assert_same_doc(store.load("item-1"), doc)
+
+
+def test_many_updates_merge_into_the_same_document(backend: Backend) -> None:
+    store = backend.open()
+    doc = new_doc()
+    for update in edits(doc, 200, seed=2):
+        store.append("item-1", update)
+    assert_same_doc(store.load("item-1"), doc)
+    assert content(doc)[0]  # the seeded edits did write text
+
+
+def test_nested_map_round_trips(backend: Backend) -> None:
+    store = backend.open()
+    doc = new_doc()
+    before = doc.get_state()
+    fields = doc.get("fields", type=Map)
+    fields["title"] = "Sync demo"
+    fields["owner"] = Map({"name": "ana", "team": "core"})
+    store.append("item-1", doc.get_update(before))
+    back = loaded(store.load("item-1"))
+    assert back.get("fields", type=Map).to_py() == {
+        "title": "Sync demo",
+        "owner": {"name": "ana", "team": "core"},
+    }
+
+
+def test_append_many_stores_every_item(backend: Backend) -> None:
+    store = backend.open()
+    docs = {f"item-{i}": new_doc() for i in range(5)}
+    rng = random.Random(3)
+    batch = [(key, random_edit(doc, rng)) for _ in range(4) for key, doc in docs.items()]
+    store.append_many(iter(batch))
+    store.append_many([])
+    assert store.keys() == sorted(docs)
+    for key, doc in docs.items():
+        assert_same_doc(store.load(key), doc)
+
+
+def test_load_all_is_ordered_by_key_and_complete(backend: Backend) -> None:
+    store = backend.open()
+    keys = ["item-9", "item-10", "Zeta", "alpha", "é-accent", "日本", "a b", ""]
+    docs = {key: new_doc() for key in keys}
+    rng = random.Random(4)
+    for key in random.Random(5).sample(keys, len(keys)) * 3:
+        store.append(key, random_edit(docs[key], rng))
+    everything = list(store.load_all())
+    assert [key for key, _ in everything] == sorted(keys)
+    assert store.keys() == sorted(keys)
+    for key, update in everything:
+        assert_same_doc(update, docs[key])
+
+
+def test_load_all_is_a_snapshot_taken_when_called(backend: Backend) -> None:
+    store = backend.open()
+    doc = new_doc()
+    first, second = edits(doc, 2, seed=6)
+    store.append("a", first)
+    snapshot = store.load_all()
+    store.append("a", second)
+    store.append("b", second)
+    assert [(key, content(loaded(update))) for key, update in snapshot] == [
+        ("a", content(loaded(first)))
+    ]
+
+
+def test_compact_keeps_the_document(backend: Backend) -> None:
+    store = backend.open()
+    doc = new_doc()
+    for update in edits(doc, 50, seed=7):
+        store.append("item-1", update)
+    before = store.load("item-1")
+    store.compact("item-1")
+    store.compact("item-1")
+    store.compact("unknown")
+    assert_same_doc(store.load("item-1"), doc)
+    assert content(loaded(before)) == content(doc)
+    assert store.keys() == ["item-1"]
+
+
+@pytest.mark.parametrize("compact_every", [1, 3])
+def test_auto_compaction_keeps_the_document(backend: Backend, compact_every: int) -> None:
+    store = backend.open(compact_every=compact_every)
+    docs = {"a": new_doc(), "b": new_doc()}
+    rng = random.Random(8)
+    for i in range(60):
+        key = "ab"[i % 2]
+        if i % 5 == 0:
+            store.append_many([(key, random_edit(docs[key], rng)) for _ in range(4)])
+        else:
+            store.append(key, random_edit(docs[key], rng))
+    for key, doc in docs.items():
+        assert_same_doc(store.load(key), doc)
+
+
+def test_remove_forgets_only_that_key(backend: Backend) -> None:
+    store = backend.open()
+    docs = {"a": new_doc(), "b": new_doc()}
+    for key, doc in docs.items():
+        for update in edits(doc, 3, seed=9):
+            store.append(key, update)
+    store.remove("a")
+    store.remove("never-there")
+    assert store.load("a") is None
+    assert store.keys() == ["b"]
+    assert [key for key, _ in store.load_all()] == ["b"]
+    assert_same_doc(store.load("b"), docs["b"])
+    fresh = new_doc()
+    store.append("a", edits(fresh, 1, seed=10)[0])
+    assert_same_doc(store.load("a"), fresh)
+
+
+def test_meta_is_separate_from_documents(backend: Backend) -> None:
+    store = backend.open()
+    store.set_meta("clock", b"\x00\x01")
+    store.set_meta("peer", b"abc")
+    store.set_meta("clock", b"\x02")
+    store.set_meta("empty", b"")
+    assert store.get_meta("clock") == b"\x02"
+    assert store.get_meta("peer") == b"abc"
+    assert store.get_meta("empty") == b""
+    assert store.keys() == []
+
+
+def test_reopen_restores_every_document_and_meta(backend: Backend) -> None:
+    store = backend.open(compact_every=4)
+    docs = {f"item-{i:02}": new_doc() for i in range(12)}
+    rng = random.Random(11)
+    for _ in range(10):
+        for key, doc in docs.items():
+            store.append(key, random_edit(doc, rng))
+    store.set_meta("clock", b"42")
+    before = list(store.load_all())
+    store = backend.reopen(store)
+    assert list(store.load_all()) == before
+    assert store.get_meta("clock") == b"42"
+    for key, doc in docs.items():
+        assert_same_doc(store.load(key), doc)
+
+
+def test_close_is_idempotent(backend: Backend) -> None:
+    store = backend.open()
+    store.close()
+    store.close()
+
+
+def test_sqlite_and_memory_agree_byte_for_byte(tmp_path: Path) -> None:
+    """The same seeded operations leave both stores with identical contents."""
+    memory = MemoryStore(compact_every=4)
+    with SqliteStore(tmp_path / "s.db", compact_every=4) as sqlite:
+        for step, operation in enumerate(_random_operations(random.Random(12), 300)):
+            operation(sqlite)
+            operation(memory)
+            assert list(sqlite.load_all()) == list(memory.load_all()), step
+            assert sqlite.keys() == memory.keys()
+        for key in ("a", "b", "c", "d"):
+            assert sqlite.get_meta(key) == memory.get_meta(key)
+
+
+def _random_operations(rng: random.Random, count: int) -> Iterator[methodcaller]:
+    docs = {key: new_doc() for key in ("a", "b", "c", "d")}
+    for _ in range(count):
+        key = rng.choice(sorted(docs))
+        roll = rng.random()
+        if roll < 0.03:
+            yield methodcaller("remove", key)
+        elif roll < 0.1:
+            yield methodcaller("compact", key)
+        elif roll < 0.2:
+            yield methodcaller("set_meta", key, rng.randbytes(4))
+        elif roll < 0.3:
+            batch = [(k, random_edit(docs[k], rng)) for k in rng.sample(sorted(docs), 2) * 3]
+            yield methodcaller("append_many", batch)
+        else:
+            yield methodcaller("append", key, random_edit(docs[key], rng))
+
+
+# -- the fake's crash model -----------------------------------------------------
+
+
+def test_memory_crash_keeps_every_write_unless_told_to_drop_one() -> None:
+    store = MemoryStore(compact_every=2)
+    doc = new_doc()
+    for update in edits(doc, 5, seed=13):
+        store.append("a", update)
+    store.crash()
+    assert_same_doc(store.load("a"), doc)
+
+
+def test_memory_crash_drops_exactly_the_last_write() -> None:
+    store = MemoryStore(compact_every=2)
+    doc = new_doc()
+    first, second, third = edits(doc, 3, seed=14)
+    store.append_many([("a", first), ("b", first)])
+    store.set_meta("clock", b"1")
+    store.append_many([("a", second), ("a", third), ("c", second)])  # compacts "a"
+    store.crash(drop_last=True)
+    assert store.keys() == ["a", "b"]
+    assert store.row_count("a") == 1
+    assert_same_doc(store.load("a"), new_doc(first))
+    assert store.get_meta("clock") == b"1"
+    store.crash(drop_last=True)  # the lost write was the last unflushed one
+    assert store.get_meta("clock") == b"1"
+
+
+def test_memory_crash_after_remove_or_meta_restores_the_old_value() -> None:
+    store = MemoryStore()
+    update = edits(new_doc(), 1, seed=15)[0]
+    store.append("a", update)
+    store.remove("a")
+    store.crash(drop_last=True)
+    assert store.load("a") == update
+    store.set_meta("clock", b"1")
+    store.crash(drop_last=True)
+    assert store.get_meta("clock") is None
+
+
+def test_memory_close_flushes() -> None:
+    store = MemoryStore()
+    store.set_meta("clock", b"1")
+    store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.get_meta("clock")
+    store.crash(drop_last=True)
+    assert store.get_meta("clock") == b"1"
