@@ -1,0 +1,252 @@
+"""Frontmatter as a flat Y.Map of registers and list elements.
+
+Layout of the ``fields`` map (every value is a JSON string):
+
+* register cell ``<path>|<writer>`` -> ``[ms, counter, order, value]``: one
+  writer's latest value for the field at ``path`` (a JSON list of keys).
+  ``value`` is the JSON form of a scalar (see ``values.py``) or a node marker:
+  ``{"$node": "map"}``, ``{"$node": "list"}`` or ``{"$node": "absent"}``.
+* element cell ``<path>#<element id>`` -> ``[position, value]``: one element
+  of the list at ``path``.
+
+Why flat, and why one cell per writer: Yjs keeps only one of two concurrent
+sets of a map key (chosen by client id, not time), and a nested container
+created twice concurrently silently drops one side's contents. Here two
+writers never write the same key, so both concurrent values stay visible; the
+register resolves to the highest hybrid-logical-clock stamp and the rest are
+the conflicts the user is shown. A writer replacing a value deletes exactly
+the cells it has seen, so later edits clear old conflicts and concurrent ones
+survive. No container is ever created or deleted after genesis.
+
+List elements are keyed by a hash of their value plus an occurrence number:
+two peers adding the same tag concurrently write the same cell (one tag, not
+two); different additions both survive; removing deletes one cell only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from typing import Any
+
+from pycrdt import Map
+
+from worksync_p2p.core import positions, values
+from worksync_p2p.core.hlc import Stamp
+
+FieldPath = tuple[str, ...]
+
+MAP_NODE = values.dumps({"$node": "map"})
+LIST_NODE = values.dumps({"$node": "list"})
+ABSENT = values.dumps({"$node": "absent"})
+_NODES = (MAP_NODE, LIST_NODE, ABSENT)
+
+GENESIS_PREFIX = "g:"
+
+
+def path_key(path: FieldPath) -> str:
+    return values.dumps(list(path))
+
+
+@dataclass(frozen=True)
+class RegisterCell:
+    key: str
+    stamp: Stamp
+    order: int
+    value: str  # canonical JSON text of the value or a node marker
+
+
+@dataclass(frozen=True)
+class ElementCell:
+    key: str
+    element_id: str
+    position: positions.Position
+    value: str  # canonical JSON text
+
+
+@dataclass
+class FieldIndex:
+    """A parsed view of the ``fields`` map, built once per read or write."""
+
+    active_genesis: str | None
+    registers: dict[FieldPath, list[RegisterCell]] = field(default_factory=dict)
+    elements: dict[FieldPath, list[ElementCell]] = field(default_factory=dict)
+    children: dict[FieldPath, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, fields: Map[Any], active_genesis: str | None) -> FieldIndex:
+        index = cls(active_genesis)
+        for key, raw in fields.items():
+            index._add(key, raw)
+        return index
+
+    def _add(self, key: str, raw: str) -> None:
+        split = key.rindex("]") + 1
+        path = tuple(json.loads(key[:split]))
+        kind, rest = key[split], key[split + 1 :]
+        data = json.loads(raw)
+        if kind == "|":
+            if self._dormant(rest):
+                return
+            value = values.dumps(data[3])
+            cell = RegisterCell(key, Stamp(data[0], data[1], rest), data[2], value)
+            if path not in self.registers:
+                self.registers[path] = []
+                if path:
+                    self.children.setdefault(path[:-1], []).append(path[-1])
+            self.registers[path].append(cell)
+        elif not self._dormant(rest):
+            element = ElementCell(key, rest, data[0], values.dumps(data[1]))
+            self.elements.setdefault(path, []).append(element)
+
+    def _dormant(self, writer_or_element: str) -> bool:
+        """Cells written by a genesis that lost to another are not part of the item."""
+        if not writer_or_element.startswith(GENESIS_PREFIX):
+            return False
+        genesis = writer_or_element[len(GENESIS_PREFIX) :].split(":", 1)[0]
+        return genesis != self.active_genesis
+
+    def winner(self, path: FieldPath) -> RegisterCell | None:
+        cells = self.registers.get(path)
+        return max(cells, key=lambda c: c.stamp) if cells else None
+
+    def live_elements(self, path: FieldPath) -> list[ElementCell]:
+        return sorted(self.elements.get(path, []), key=lambda e: (e.position, e.element_id))
+
+    def max_stamp(self) -> Stamp | None:
+        stamps = [c.stamp for cells in self.registers.values() for c in cells]
+        return max(stamps) if stamps else None
+
+
+def resolve(index: FieldIndex) -> dict[str, Any]:
+    """The frontmatter mapping the current state stands for."""
+    return _resolve_map(index, ())
+
+
+def _resolve_map(index: FieldIndex, path: FieldPath) -> dict[str, Any]:
+    entries: list[tuple[int, str, Any]] = []
+    for name in index.children.get(path, []):
+        cell = index.winner((*path, name))
+        if cell is None or cell.value == ABSENT:
+            continue
+        entries.append((cell.order, name, _materialize(index, (*path, name), cell.value)))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    return {name: value for _, name, value in entries}
+
+
+def _materialize(index: FieldIndex, path: FieldPath, value: str) -> Any:
+    if value == MAP_NODE:
+        return _resolve_map(index, path)
+    if value == LIST_NODE:
+        return [values.decode(e.value) for e in index.live_elements(path)]
+    return values.decode(value)
+
+
+@dataclass(frozen=True)
+class FieldConflict:
+    """A field whose register holds concurrent values: the winner and the rest."""
+
+    path: FieldPath
+    winner: RegisterCell
+    losers: tuple[RegisterCell, ...]
+
+
+def conflicts(index: FieldIndex) -> Iterator[FieldConflict]:
+    for path, cells in sorted(index.registers.items()):
+        if len(cells) > 1:
+            ordered = sorted(cells, key=lambda c: c.stamp, reverse=True)
+            yield FieldConflict(path, ordered[0], tuple(ordered[1:]))
+
+
+def decode_cell_value(value: str) -> Any:
+    """A register value for display: node markers become their kind."""
+    if value in _NODES:
+        return {MAP_NODE: "<map>", LIST_NODE: "<list>", ABSENT: "<removed>"}[value]
+    return values.decode(value)
+
+
+class FieldWriter:
+    """Writes the difference between the current fields and a new mapping.
+
+    ``stamp_after(previous)`` returns a fresh stamp of this writer that sorts
+    after ``previous`` (a causally later edit wins even if clocks are skewed).
+    Must be used inside a transaction.
+    """
+
+    def __init__(
+        self,
+        fields: Map[Any],
+        index: FieldIndex,
+        writer: str,
+        stamp_after: Any,
+    ) -> None:
+        self._fields = fields
+        self._index = index
+        self._writer = writer
+        self._stamp_after = stamp_after
+        self._element_prefix = ""
+        if writer.startswith(GENESIS_PREFIX):
+            # Genesis elements are namespaced so that different geneses never share cells.
+            self._element_prefix = writer + ":"
+
+    def write_map(self, path: FieldPath, new: Mapping[str, Any]) -> None:
+        for name in self._index.children.get(path, []):
+            cell = self._index.winner((*path, name))
+            if name not in new and cell is not None and cell.value != ABSENT:
+                self._set_register((*path, name), ABSENT, cell.order)
+        for order, (name, value) in enumerate(new.items()):
+            self._write_value((*path, name), value, order)
+
+    def _write_value(self, path: FieldPath, value: Any, order: int) -> None:
+        cell = self._index.winner(path)
+        if isinstance(value, Mapping):
+            if cell is None or cell.value != MAP_NODE:
+                self._set_register(path, MAP_NODE, order)
+            self.write_map(path, value)
+        elif isinstance(value, list):
+            if cell is None or cell.value != LIST_NODE:
+                self._set_register(path, LIST_NODE, order)
+            self._write_list(path, value)
+        else:
+            text = values.encode(value)
+            if cell is None or cell.value != text:
+                self._set_register(path, text, order)
+
+    def _set_register(self, path: FieldPath, value: str, order: int) -> None:
+        seen = self._index.registers.get(path, [])
+        latest = max((c.stamp for c in seen), default=None)
+        stamp: Stamp = self._stamp_after(latest)
+        for cell in seen:
+            del self._fields[cell.key]
+        key = f"{path_key(path)}|{self._writer}"
+        self._fields[key] = values.dumps([stamp.ms, stamp.counter, order, json.loads(value)])
+
+    def _write_list(self, path: FieldPath, new: list[Any]) -> None:
+        current = self._index.live_elements(path)
+        new_texts = [values.encode(v) for v in new]
+        matcher = SequenceMatcher(None, [e.value for e in current], new_texts, autojunk=False)
+        taken = {e.element_id for e in current}
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal":
+                continue
+            for element in current[i1:i2]:
+                del self._fields[element.key]
+            lo = current[i1 - 1].position if i1 > 0 else None
+            hi = current[i2].position if i2 < len(current) else None
+            for text in new_texts[j1:j2]:
+                lo = positions.between(lo, hi)
+                element_id = self._element_id(text, taken)
+                taken.add(element_id)
+                key = f"{path_key(path)}#{element_id}"
+                self._fields[key] = values.dumps([lo, json.loads(text)])
+
+    def _element_id(self, text: str, taken: set[str]) -> str:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        for n in range(len(taken) + 1):
+            candidate = f"{self._element_prefix}{digest}:{n}"
+            if candidate not in taken:
+                return candidate
+        raise AssertionError("unreachable: more candidates than taken ids")

@@ -1,0 +1,304 @@
+"""One work item as one Yjs-compatible document, and the merge rules.
+
+Shape of the document (names are part of the wire format; JavaScript readers
+use them too, see README "Document schema"):
+
+* ``meta`` (Y.Map): ``key`` (the item key), ``genesis:<G>`` for every genesis
+  that seeded the item, and the registers ``path|<writer>`` (the item's
+  relative path) and ``rev|<writer>`` (what the writer's last edit left:
+  hashes of head and body, or null for a delete), cells as in ``fields.py``.
+* ``fields`` (Y.Map): the frontmatter, see ``fields.py``.
+* ``head:<G>`` and ``body:<G>`` (Y.Text): the frontmatter block as written
+  (the template that keeps comments, order and spelling) and the body.
+
+Seeding. Two clones of one repository must meet without duplicating text. A
+genesis is written by a client id derived from the item key and the file's
+bytes, so identical files seed identical operations and Yjs merges them into
+one. Different files seed different geneses; their texts live in separate
+``head:<G>``/``body:<G>`` types so they never interleave, the highest ``G``
+is the item, and the others stay readable as seed conflicts.
+
+The same edit made on two replicas independently (both pulled one commit) is
+applied twice by any CRDT. Each edit records the hash of the text it left in
+its ``rev`` register; when the concurrent ``rev`` entries all name one hash,
+the merged text differs from it and this replica held exactly that text before
+the merge, the replica deletes the duplicate. Every replica computes the same
+deletions from the same merged state, so the repairs are idempotent. A client
+in another language that edits the texts must write its ``rev`` cell too
+(hashes are the first 20 hex digits of SHA-256 of the UTF-8 text), or its
+concurrent edit may be taken for part of a duplicate.
+
+Deletion is an add-wins flag: a delete writes a null ``rev`` over the entries
+it has seen; an edit the delete did not see leaves a non-null entry beside it,
+and the item lives on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import Doc, Map, Text
+
+from worksync_p2p.core import codec, fields, textdiff, values
+from worksync_p2p.core.hlc import GENESIS_MS, Hlc, Stamp
+
+LOCAL_ORIGIN = "local"
+REPAIR_ORIGIN = "repair"
+
+GENESIS_CLIENT_BITS = 48
+"""Client ids stay below 2**53, the largest integer JavaScript's Yjs decodes exactly."""
+
+
+@dataclass
+class Writer:
+    """Who edits and when: the peer id, its clock and the current time."""
+
+    peer: str
+    hlc: Hlc
+    now_ms: int
+
+    def stamp_after(self, previous: Stamp | None) -> Stamp:
+        return self.hlc.tick(self.now_ms, previous)
+
+
+@dataclass(frozen=True)
+class SeedConflict:
+    """A different version of the item that seeded it elsewhere, kept readable."""
+
+    genesis: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Register:
+    """One writer's cell of a meta register."""
+
+    key: str
+    stamp: Stamp
+    value: Any
+
+
+def genesis_id(key: str, text: str) -> str:
+    digest = hashlib.sha256(f"{key}\0{text}".encode()).digest()[:6]
+    return digest.hex()
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def genesis_update(key: str, item: codec.ParsedItem, path: str) -> bytes:
+    """The update that seeds ``item``: byte-identical for byte-identical input."""
+    genesis = genesis_id(key, codec.render(item) + "\0" + path)
+    doc: Doc[Any] = Doc(client_id=int(genesis, 16) & ((1 << GENESIS_CLIENT_BITS) - 1))
+    writer = fields.GENESIS_PREFIX + genesis
+    meta = doc.get("meta", type=Map)
+    with doc.transaction(origin=LOCAL_ORIGIN):
+        meta["key"] = key
+        meta[f"genesis:{genesis}"] = "1"
+        doc.get(f"head:{genesis}", type=Text).insert(0, item.head)
+        doc.get(f"body:{genesis}", type=Text).insert(0, item.body)
+        stamp = Stamp(GENESIS_MS, 0, writer)
+        _set_meta_register(meta, "path", stamp, path, seen=[])
+        rev = {"h": text_hash(item.head), "b": text_hash(item.body)}
+        _set_meta_register(meta, "rev", stamp, rev, seen=[])
+        index = fields.FieldIndex(active_genesis=genesis)
+        field_writer = fields.FieldWriter(
+            doc.get("fields", type=Map), index, writer, lambda _prev: stamp
+        )
+        field_writer.write_map((), item.fields or {})
+    return doc.get_update()
+
+
+class ItemDoc:
+    """A pycrdt Doc seen as a work item. All mutation goes through methods here."""
+
+    def __init__(self, doc: Doc[Any]) -> None:
+        self.doc = doc
+        self._meta = doc.get("meta", type=Map)
+        self._fields = doc.get("fields", type=Map)
+
+    @classmethod
+    def new(cls, client_id: int) -> ItemDoc:
+        return cls(Doc(client_id=client_id))
+
+    # -- reading ---------------------------------------------------------
+
+    @property
+    def key(self) -> str | None:
+        key = self._meta.get("key")
+        return key if isinstance(key, str) else None
+
+    def geneses(self) -> list[str]:
+        return sorted(k.split(":", 1)[1] for k in self._meta if k.startswith("genesis:"))
+
+    def active_genesis(self) -> str | None:
+        found = self.geneses()
+        return found[-1] if found else None
+
+    def _texts(self, genesis: str) -> tuple[Text, Text]:
+        return (
+            self.doc.get(f"head:{genesis}", type=Text),
+            self.doc.get(f"body:{genesis}", type=Text),
+        )
+
+    def _registers(self, name: str) -> list[Register]:
+        active = self.active_genesis()
+        out = []
+        for key, raw in self._meta.items():
+            if not key.startswith(name + "|"):
+                continue
+            writer = key[len(name) + 1 :]
+            if writer.startswith(fields.GENESIS_PREFIX) and writer[2:] != active:
+                continue
+            data = values.decode(raw)
+            out.append(Register(key, Stamp(data[0], data[1], writer), data[2]))
+        return out
+
+    def path(self) -> str | None:
+        cells = self._registers("path")
+        if not cells:
+            return None
+        path = max(cells, key=lambda c: c.stamp).value
+        return path if isinstance(path, str) else None
+
+    def alive(self) -> bool:
+        return any(cell.value is not None for cell in self._registers("rev"))
+
+    def field_index(self) -> fields.FieldIndex:
+        return fields.FieldIndex.read(self._fields, self.active_genesis())
+
+    def frontmatter(self) -> dict[str, Any]:
+        return fields.resolve(self.field_index())
+
+    def head_body(self) -> tuple[str, str] | None:
+        genesis = self.active_genesis()
+        if genesis is None:
+            return None
+        head, body = self._texts(genesis)
+        return str(head), str(body)
+
+    def render(self) -> str | None:
+        """The file text this state stands for; None when deleted or empty."""
+        texts = self.head_body()
+        if texts is None or not self.alive():
+            return None
+        head, body = texts
+        resolved = self.frontmatter()
+        frontmatter = None if head == "" and not resolved else resolved
+        return codec.render_head(head, frontmatter) + body
+
+    def field_conflicts(self) -> Iterator[fields.FieldConflict]:
+        return fields.conflicts(self.field_index())
+
+    def path_conflicts(self) -> list[Register]:
+        cells = sorted(self._registers("path"), key=lambda c: c.stamp, reverse=True)
+        return cells if len(cells) > 1 else []
+
+    def seed_conflicts(self) -> list[SeedConflict]:
+        out = []
+        for genesis in self.geneses()[:-1]:
+            head, body = self._texts(genesis)
+            out.append(SeedConflict(genesis, str(head) + str(body)))
+        return out
+
+    def repairs(self) -> dict[str, str]:
+        """Duplicate text removed by repairs, by the hash of the merged text."""
+        return {
+            k.split(":", 1)[1]: str(v) for k, v in self._meta.items() if k.startswith("repair:")
+        }
+
+    # -- writing ---------------------------------------------------------
+
+    def _transact(self, origin: str, change: Callable[[], None]) -> bytes | None:
+        before = self.doc.get_state()
+        with self.doc.transaction(origin=origin):
+            change()
+        after = self.doc.get_state()
+        return None if after == before else self.doc.get_update(before)
+
+    def ingest(self, item: codec.ParsedItem, path: str, writer: Writer) -> bytes | None:
+        """Make the document stand for ``item`` at ``path``: the update, or None if equal."""
+        if self.alive() and self.path() == path and self.render() == codec.render(item):
+            return None
+        genesis = self.active_genesis()
+        if genesis is None:
+            raise ValueError("ingest into a document without genesis; seed it first")
+        return self._transact(LOCAL_ORIGIN, lambda: self._write(genesis, item, path, writer))
+
+    def _write(self, genesis: str, item: codec.ParsedItem, path: str, writer: Writer) -> None:
+        head, body = self._texts(genesis)
+        textdiff.set_text(head, str(head), item.head)
+        textdiff.set_text(body, str(body), item.body)
+        index = self.field_index()
+        fields.FieldWriter(self._fields, index, writer.peer, writer.stamp_after).write_map(
+            (), item.fields or {}
+        )
+        if self.path() != path:
+            self._write_register("path", path, writer)
+        rev = {"h": text_hash(item.head), "b": text_hash(item.body)}
+        self._write_register("rev", rev, writer)
+
+    def delete(self, writer: Writer) -> bytes | None:
+        """Delete the item; an edit made concurrently elsewhere will win over this."""
+        if not self.alive():
+            return None
+        return self._transact(LOCAL_ORIGIN, lambda: self._write_register("rev", None, writer))
+
+    def _write_register(self, name: str, value: Any, writer: Writer) -> None:
+        seen = self._registers(name)
+        latest = max((c.stamp for c in seen), default=None)
+        stamp = writer.stamp_after(latest)
+        _set_meta_register(self._meta, name, stamp, value, seen=seen)
+
+    def apply_remote(self, update: bytes) -> bytes | None:
+        """Apply a peer's update; returns a repair update to send on, if one was needed."""
+        genesis_before = self.active_genesis()
+        texts_before = self.head_body()
+        self.doc.apply_update(update)
+        if genesis_before is None or texts_before is None:
+            return None
+        if self.active_genesis() != genesis_before:
+            return None
+        return self._repair_duplicates(genesis_before, texts_before)
+
+    def _repair_duplicates(self, genesis: str, before: tuple[str, str]) -> bytes | None:
+        revs = [c.value for c in self._registers("rev") if c.value is not None]
+        if len(revs) < 2:
+            return None
+        head, body = self._texts(genesis)
+        plan: list[tuple[Text, str, list[textdiff.Edit]]] = []
+        for text, held, part in ((head, before[0], "h"), (body, before[1], "b")):
+            hashes = {rev[part] for rev in revs}
+            merged = str(text)
+            if len(hashes) != 1 or merged == held or text_hash(held) not in hashes:
+                continue
+            edits = textdiff.deletions_to(merged, held)
+            if edits:
+                plan.append((text, merged, edits))
+        if not plan:
+            return None
+
+        def repair() -> None:
+            for text, merged, edits in plan:
+                removed = "".join(merged[e.start : e.end] for e in edits)
+                self._meta[f"repair:{text_hash(merged)}"] = removed
+                textdiff.apply(text, merged, edits)
+
+        return self._transact(REPAIR_ORIGIN, repair)
+
+
+def _set_meta_register(
+    meta: Map[Any],
+    name: str,
+    stamp: Stamp,
+    value: Any,
+    *,
+    seen: list[Register],
+) -> None:
+    for cell in seen:
+        del meta[cell.key]
+    meta[f"{name}|{stamp.writer}"] = values.dumps([stamp.ms, stamp.counter, value])

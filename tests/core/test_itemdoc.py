@@ -1,0 +1,334 @@
+"""Merge rules of one item document, each in every delivery order."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from tests.core.replicas import (
+    PATH,
+    Replica,
+    all_orders,
+    flood,
+    parse,
+    renders,
+    seed,
+    start,
+)
+from worksync_p2p.core import codec, values
+from worksync_p2p.core.hlc import Hlc
+from worksync_p2p.core.itemdoc import ItemDoc, Writer
+
+CORPUS = Path(__file__).parent.parent / "fixtures" / "corpus"
+
+BASE = """---
+id: item-1
+status: todo
+priority: 2
+tags: [sync, crdt]
+git_context:
+  branch: main
+  worktree: wt
+---
+
+# Title
+
+line one
+line two
+line three
+"""
+
+
+def edited(text: str, old: str, new: str) -> str:
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+def two_edits(
+    a_text: str, b_text: str, a_ms: int = 2000, b_ms: int = 3000, base: str = BASE
+) -> list[list[Replica]]:
+    def make() -> tuple[list[Replica], list[tuple[int, bytes]]]:
+        reps = start(["peer-a", "peer-b", "peer-c"], seed(base))
+        return reps, [(0, reps[0].edit(a_text, a_ms)), (1, reps[1].edit(b_text, b_ms))]
+
+    return all_orders(make)
+
+
+def only_render(runs: list[list[Replica]]) -> str:
+    found = set().union(*(renders(r) for r in runs))
+    assert len(found) == 1, found
+    (text,) = found
+    assert text is not None
+    return text
+
+
+# -- round trip and idempotence ------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.md")), ids=lambda p: p.name)
+def test_corpus_file_renders_byte_identical(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    (replica,) = start(["a"], seed(text, key=path.stem, path=path.name))
+    assert replica.item.render() == text
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.md")), ids=lambda p: p.name)
+def test_ingesting_the_rendered_file_is_a_no_op(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    (replica,) = start(["a"], seed(text, key=path.stem, path=path.name))
+    update = replica.item.ingest(parse(text, path.name), path.name, replica.writer)
+    assert update is None
+
+
+def test_second_ingest_of_the_same_edit_is_a_no_op() -> None:
+    (replica,) = start(["a"], seed(BASE))
+    new = edited(BASE, "status: todo", "status: done")
+    replica.edit(new, 2000)
+    assert replica.item.ingest(parse(new), PATH, replica.writer) is None
+    assert replica.item.render() == new
+
+
+# -- fields ----------------------------------------------------------------
+
+
+def test_different_keys_edited_concurrently_both_survive() -> None:
+    a = edited(BASE, "status: todo", "status: doing")
+    b = edited(BASE, "priority: 2", "priority: 5")
+    text = only_render(two_edits(a, b))
+    assert "status: doing" in text
+    assert "priority: 5" in text
+
+
+def test_nested_maps_merge_key_by_key() -> None:
+    a = edited(BASE, "branch: main", "branch: feature")
+    b = edited(BASE, "worktree: wt", "worktree: other")
+    text = only_render(two_edits(a, b))
+    assert "branch: feature" in text
+    assert "worktree: other" in text
+
+
+@pytest.mark.parametrize(("a_ms", "b_ms", "winner"), [(2000, 3000, "b"), (3000, 2000, "a")])
+def test_same_key_later_edit_wins_and_loser_is_a_conflict(
+    a_ms: int, b_ms: int, winner: str
+) -> None:
+    a = edited(BASE, "status: todo", "status: by-a")
+    b = edited(BASE, "status: todo", "status: by-b")
+    runs = two_edits(a, b, a_ms, b_ms)
+    text = only_render(runs)
+    assert f"status: by-{winner}" in text
+    loser = "a" if winner == "b" else "b"
+    for replicas in runs:
+        for replica in replicas:
+            (conflict,) = list(replica.item.field_conflicts())
+            assert conflict.path == ("status",)
+            assert [values.decode(c.value) for c in conflict.losers] == [f"by-{loser}"]
+
+
+def test_same_key_same_millisecond_tie_is_deterministic() -> None:
+    a = edited(BASE, "status: todo", "status: by-a")
+    b = edited(BASE, "status: todo", "status: by-b")
+    text = only_render(two_edits(a, b, 2000, 2000))
+    assert "status: by-b" in text  # ties go to the larger writer id
+
+
+def test_a_later_edit_of_the_field_clears_the_conflict() -> None:
+    a = edited(BASE, "status: todo", "status: by-a")
+    b = edited(BASE, "status: todo", "status: by-b")
+    (replicas,) = two_edits(a, b)[:1]
+    resolved = edited(BASE, "status: todo", "status: agreed")
+    flood(replicas, [(2, replicas[2].edit(resolved, 9000))])
+    assert renders(replicas) == {resolved}
+    assert all(not list(r.item.field_conflicts()) for r in replicas)
+
+
+def test_causally_later_edit_wins_even_with_a_clock_behind() -> None:
+    (a, b) = start(["peer-a", "peer-b"], seed(BASE))
+    first = edited(BASE, "status: todo", "status: first")
+    flood([a, b], [(0, a.edit(first, 50_000))])
+    second = edited(BASE, "status: todo", "status: second")
+    flood([a, b], [(1, b.edit(second, 1_000))])  # b's wall clock is far behind
+    assert renders([a, b]) == {second}
+
+
+# -- lists -----------------------------------------------------------------
+
+
+def test_concurrent_list_additions_both_survive() -> None:
+    a = edited(BASE, "tags: [sync, crdt]", "tags: [sync, crdt, a]")
+    b = edited(BASE, "tags: [sync, crdt]", "tags: [sync, crdt, b]")
+    text = only_render(two_edits(a, b))
+    fields = codec.parse(text.encode(), PATH).fields
+    assert fields is not None
+    assert sorted(fields["tags"]) == ["a", "b", "crdt", "sync"]
+
+
+def test_removing_one_element_removes_only_it() -> None:
+    a = edited(BASE, "tags: [sync, crdt]", "tags: [crdt]")
+    b = edited(BASE, "tags: [sync, crdt]", "tags: [sync, crdt, new]")
+    text = only_render(two_edits(a, b))
+    fields = codec.parse(text.encode(), PATH).fields
+    assert fields is not None
+    assert fields["tags"] == ["crdt", "new"]
+
+
+def test_the_same_element_added_twice_concurrently_appears_once() -> None:
+    a = edited(BASE, "tags: [sync, crdt]", "tags: [sync, crdt, same]")
+    text = only_render(two_edits(a, a))
+    fields = codec.parse(text.encode(), PATH).fields
+    assert fields is not None
+    assert fields["tags"] == ["sync", "crdt", "same"]
+
+
+# -- body ------------------------------------------------------------------
+
+
+def test_concurrent_edits_to_different_lines_both_survive() -> None:
+    a = edited(BASE, "line one", "line ONE by a")
+    b = edited(BASE, "line three", "line THREE by b")
+    text = only_render(two_edits(a, b))
+    assert "line ONE by a" in text
+    assert "line THREE by b" in text
+    assert text.count("line two") == 1
+
+
+def test_body_edit_is_one_small_update() -> None:
+    text = (CORPUS / "proposal-real-time-sync-demo.md").read_text(encoding="utf-8")
+    (replica,) = start(["a"], seed(text, key="p", path=PATH))
+    update = replica.edit(edited(text, "Conflicting work", "Clashing work"), 2000)
+    assert len(update) < 200  # the diff, not the document
+
+
+# -- delete ----------------------------------------------------------------
+
+
+def test_delete_concurrent_with_an_edit_loses() -> None:
+    def make() -> tuple[list[Replica], list[tuple[int, bytes]]]:
+        reps = start(["peer-a", "peer-b", "peer-c"], seed(BASE))
+        new = edited(BASE, "line two", "line two, edited")
+        return reps, [(0, reps[0].delete(5000)), (1, reps[1].edit(new, 2000))]
+
+    text = only_render(all_orders(make))
+    assert "line two, edited" in text
+
+
+def test_delete_with_nothing_concurrent_stays_deleted() -> None:
+    (a, b, c) = start(["peer-a", "peer-b", "peer-c"], seed(BASE))
+    stale = c.state()
+    flood([a, b, c], [(0, a.delete(2000))])
+    assert renders([a, b, c]) == {None}
+    # a peer that was away comes back with its old state: the item stays deleted
+    for replica in (a, b):
+        replica.receive(stale)
+    assert renders([a, b]) == {None}
+
+
+# -- rename ----------------------------------------------------------------
+
+
+def test_rename_keeps_the_document_and_its_edits() -> None:
+    def make() -> tuple[list[Replica], list[tuple[int, bytes]]]:
+        reps = start(["peer-a", "peer-b"], seed(BASE))
+        body = edited(BASE, "line one", "line 1")
+        return reps, [
+            (0, reps[0].edit(BASE, 2000, path="moved/x.md")),
+            (1, reps[1].edit(body, 2000)),
+        ]
+
+    for replicas in all_orders(make):
+        assert {r.item.path() for r in replicas} == {"moved/x.md"}
+        assert "line 1" in (replicas[0].item.render() or "")
+
+
+def test_concurrent_renames_pick_one_winner() -> None:
+    def make() -> tuple[list[Replica], list[tuple[int, bytes]]]:
+        reps = start(["peer-a", "peer-b", "peer-c"], seed(BASE))
+        return reps, [
+            (0, reps[0].edit(BASE, 2000, path="a.md")),
+            (1, reps[1].edit(BASE, 3000, path="b.md")),
+        ]
+
+    for replicas in all_orders(make):
+        assert {r.item.path() for r in replicas} == {"b.md"}
+        assert all(len(r.item.path_conflicts()) == 2 for r in replicas)
+
+
+# -- seeding and duplicate edits --------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.md")), ids=lambda p: p.name)
+def test_two_clones_seeding_the_same_file_converge_to_it(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    a = ItemDoc.new(1)
+    b = ItemDoc.new(2)
+    a.apply_remote(seed(text, key=path.stem, path=path.name))
+    b.apply_remote(seed(text, key=path.stem, path=path.name))
+    a.apply_remote(b.doc.get_update())
+    b.apply_remote(a.doc.get_update())
+    assert a.render() == b.render() == text
+    assert a.seed_conflicts() == []
+
+
+def test_two_clones_with_different_contents_keep_one_and_record_the_other() -> None:
+    other = edited(BASE, "line two", "line two, their version")
+    a = ItemDoc.new(1)
+    b = ItemDoc.new(2)
+    a.apply_remote(seed(BASE))
+    b.apply_remote(seed(other))
+    a.apply_remote(b.doc.get_update())
+    b.apply_remote(a.doc.get_update())
+    merged = a.render()
+    assert merged == b.render()
+    assert merged in (BASE, other)  # one version whole, nothing interleaved
+    (conflict,) = a.seed_conflicts()
+    assert conflict.text in (BASE, other)
+    assert conflict.text != merged
+
+
+def test_the_same_edit_made_on_two_replicas_lands_once() -> None:
+    new = edited(BASE, "line two", "line two was rewritten the same way")
+    new = edited(new, "status: todo", "status: done")
+    runs = two_edits(new, new)
+    assert only_render(runs) == new
+
+
+def test_the_same_edit_on_two_replicas_reaches_a_third_once() -> None:
+    new = edited(BASE, "# Title", "# Heading")
+    (a, b, c) = start(["peer-a", "peer-b", "peer-c"], seed(BASE))
+    ua, ub = a.edit(new, 2000), b.edit(new, 2100)
+    c.receive(ua)
+    flood([a, b, c], [(1, ub), (0, ua)])
+    assert renders([a, b, c]) == {new}
+
+
+# -- types -----------------------------------------------------------------
+
+
+def test_values_keep_their_types() -> None:
+    text = (
+        "---\nint: 3\nfloat: 0.90\nbig: 12345678901234567890\nflag: true\nnone: ~\n"
+        "day: 2025-01-12\nwhen: 2025-01-12T01:15:00Z\nquoted: '3'\n---\nbody\n"
+    )
+    (_a, b) = start(["a", "b"], seed(text))
+    fields = b.item.frontmatter()
+    assert fields["int"] == 3
+    assert isinstance(fields["int"], int)
+    assert fields["float"] == 0.9
+    assert isinstance(fields["float"], float)
+    assert fields["big"] == 12345678901234567890
+    assert fields["flag"] is True
+    assert fields["none"] is None
+    assert fields["day"] == dt.date(2025, 1, 12)
+    assert fields["when"] == dt.datetime(2025, 1, 12, 1, 15, tzinfo=dt.UTC)
+    assert fields["quoted"] == "3"
+    assert b.item.render() == text
+
+
+def test_remote_field_change_touches_only_that_line() -> None:
+    text = (CORPUS / "proposal-real-time-sync-demo.md").read_text(encoding="utf-8")
+    (a, b) = start(["a", "b"], seed(text, key="p"))
+    a.writer = Writer("a", Hlc("a"), 0)
+    new = edited(text, "status: draft", "status: approved")
+    flood([a, b], [(0, a.edit(new, 2000))])
+    assert b.item.render() == new

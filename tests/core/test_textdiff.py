@@ -1,0 +1,89 @@
+"""Text diffs applied to a real Y.Text, including non-ASCII text (UTF-8 offsets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pycrdt import Doc, Text
+
+from worksync_p2p.core import textdiff
+
+LINES = st.lists(
+    st.sampled_from(["alpha\n", "beta\n", "naïve café\n", "東京 ✅\n", "😀 emoji\n", "\n", "x"]),
+    max_size=12,
+).map("".join)
+TEXTS = st.one_of(LINES, st.text(max_size=60))
+
+
+def y_text(content: str) -> tuple[Doc[Any], Text]:
+    doc: Doc[Any] = Doc()
+    text = doc.get("t", type=Text)
+    text += content
+    return doc, text
+
+
+@settings(max_examples=300, deadline=None)
+@given(old=TEXTS, new=TEXTS)
+def test_set_text_makes_the_ytext_equal_to_the_new_text(old: str, new: str) -> None:
+    doc, text = y_text(old)
+    with doc.transaction():
+        changed = textdiff.set_text(text, old, new)
+    assert str(text) == new
+    assert changed == (old != new)
+
+
+def test_equal_text_is_no_edit() -> None:
+    assert textdiff.diff("same\ntext\n", "same\ntext\n") == []
+
+
+def test_a_one_word_change_is_a_small_edit() -> None:
+    old = "".join(f"line {i} of a long body\n" for i in range(200))
+    new = old.replace("line 100 of", "line 100 OF")
+    edits = textdiff.diff(old, new)
+    assert sum(e.end - e.start + len(e.insert) for e in edits) <= 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(target=TEXTS, extra=TEXTS, cut=st.integers(min_value=0, max_value=60))
+def test_deletions_to_recover_a_subsequence(target: str, extra: str, cut: int) -> None:
+    cut = min(cut, len(target))
+    merged = target[:cut] + extra + target[cut:]
+    edits = textdiff.deletions_to(merged, target)
+    assert edits is not None
+    assert all(e.insert == "" for e in edits)
+    doc, text = y_text(merged)
+    with doc.transaction():
+        textdiff.apply(text, merged, edits)
+    assert str(text) == target
+
+
+def test_deletions_to_refuses_a_non_subsequence() -> None:
+    assert textdiff.deletions_to("abc", "abd") is None
+
+
+def test_same_edit_twice_then_repaired_converges() -> None:
+    """The duplicate-edit repair from FACTS.md, on real documents."""
+    a: Doc[Any] = Doc(client_id=1)
+    a.get("t", type=Text).insert(0, "hello world")
+    b: Doc[Any] = Doc(client_id=2)
+    b.apply_update(a.get_update())
+    for doc in (a, b):
+        text = doc.get("t", type=Text)
+        with doc.transaction():
+            textdiff.set_text(text, str(text), "hello there")
+    a_update, b_update = a.get_update(), b.get_update()
+    a.apply_update(b_update)
+    b.apply_update(a_update)
+    merged = str(a.get("t", type=Text))
+    assert merged != "hello there"  # the CRDT applied the edit twice
+    for doc in (a, b):
+        text = doc.get("t", type=Text)
+        edits = textdiff.deletions_to(str(text), "hello there")
+        assert edits is not None
+        with doc.transaction():
+            textdiff.apply(text, str(text), edits)
+    a.apply_update(b.get_update())
+    b.apply_update(a.get_update())
+    assert str(a.get("t", type=Text)) == str(b.get("t", type=Text)) == "hello there"
