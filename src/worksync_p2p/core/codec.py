@@ -175,22 +175,27 @@ def render_head(template: str, fields: dict[str, Any] | None) -> str:
         return template
     if loaded.patchable:
         patched = yamlpatch.patch(split.yaml, loaded.root, loaded.fields, fields, split.newline)
-        if patched is not None and _reads_as(patched, fields):
-            return split.opening + patched + split.closing
+        if patched is not None:
+            head = split.opening + patched + split.closing
+            if _reads_as(head, fields):
+                return head
     return _regenerate(split, fields)
 
 
 def _regenerate(split: _Split, fields: dict[str, Any]) -> str:
     nl = split.newline
-    text = "".join(line + nl for line in yamlemit.document(fields))
-    if not _reads_as(text, fields):
-        raise RuntimeError(f"emitter bug: fields do not survive a round trip: {fields!r}")
-    return split.opening + text + split.closing
+    head = split.opening + "".join(line + nl for line in yamlemit.document(fields)) + split.closing
+    if not _reads_as(head, fields):
+        raise RuntimeError(
+            f"emitter bug: fields do not survive a round trip: {_short(repr(fields))}"
+        )
+    return head
 
 
-def _reads_as(yaml_text: str, fields: dict[str, Any]) -> bool:
+def _reads_as(head: str, fields: dict[str, Any]) -> bool:
+    # The whole head is re-split too: a line of the new YAML must not close it.
     try:
-        return fields_equal(_load(yaml_text).fields, fields)
+        return fields_equal(_load(_split_head(head).yaml).fields, fields)
     except HeadError:
         return False
 

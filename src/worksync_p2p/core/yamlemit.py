@@ -166,8 +166,14 @@ def key_scalar(key: str, flow: bool = False) -> str:
 
 
 def literal_ok(value: str) -> bool:
-    """Whether a multi-line string survives a ``|`` block scalar unchanged."""
-    if "\n" not in value or _UNSAFE_IN_BLOCK.search(value.replace("\n", "")):
+    """Whether a multi-line string survives a ``|`` or ``|-`` block scalar unchanged.
+
+    Strings ending in blank lines would need ``|+``, which swallows any blank
+    line that follows it in the file; they are double-quoted instead.
+    """
+    if "\n" not in value or value.endswith("\n\n"):
+        return False
+    if _UNSAFE_IN_BLOCK.search(value.replace("\n", "")):
         return False
     lines = value.split("\n")
     if any(line != line.rstrip(" ") for line in lines):
@@ -178,14 +184,10 @@ def literal_ok(value: str) -> bool:
 
 
 def literal(value: str, indent: int) -> tuple[str, list[str]]:
-    """Header (``|``, ``|-`` or ``|+``) and content lines of a block literal."""
-    core = value.rstrip("\n")
-    trailing = len(value) - len(core)
-    header = "|-" if trailing == 0 else "|" if trailing == 1 else "|+"
+    """Header (``|`` or ``|-``) and content lines of a block literal."""
+    header = "|" if value.endswith("\n") else "|-"
     pad = " " * indent
-    lines = [pad + line if line else "" for line in core.split("\n")]
-    lines.extend("" for _ in range(trailing - 1))
-    return header, lines
+    return header, [pad + line if line else "" for line in value.removesuffix("\n").split("\n")]
 
 
 def value_form(value: Any, indent: int, style: Style = Style()) -> tuple[str, list[str]]:
