@@ -12,16 +12,19 @@ from dataclasses import dataclass, field
 
 from pycrdt import merge_updates
 
+from worksync_p2p.ports import FileRecord
+
 
 @dataclass
 class _Undo:
     """What one write changed, so that a crash can take it back.
 
-    ``None`` marks a key or name that did not exist before the write.
+    ``None`` marks a key, name or path that did not exist before the write.
     """
 
     updates: dict[str, list[bytes] | None] = field(default_factory=dict)
     meta: dict[str, bytes | None] = field(default_factory=dict)
+    files: dict[str, FileRecord | None] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -34,7 +37,8 @@ class MemoryStore:
     The durability model mirrors SQLite in WAL mode with ``synchronous=NORMAL``:
     a process crash loses nothing that was written, while an OS crash or power
     loss may lose the last write (``crash(drop_last=True)``). A write is one
-    call: an ``append_many`` is lost whole or kept whole. ``close`` flushes.
+    call: an ``append_many`` (or ``put_files``, ``drop_files``) is lost whole
+    or kept whole. ``close`` flushes.
     """
 
     def __init__(self, compact_every: int = 64) -> None:
@@ -43,6 +47,7 @@ class MemoryStore:
         self.compact_every = compact_every
         self._updates: dict[str, list[bytes]] = {}
         self._meta: dict[str, bytes] = {}
+        self._files: dict[str, FileRecord] = {}
         self._unflushed: _Undo | None = None
         self._closed = False
 
@@ -111,6 +116,29 @@ class MemoryStore:
             self._remember(self._begin_write(), key)
             del self._updates[key]
 
+    def load_files(self) -> dict[str, FileRecord]:
+        self._check_open()
+        return dict(sorted(self._files.items()))
+
+    def put_files(self, records: Iterable[tuple[str, FileRecord]]) -> None:
+        rows = list(records)
+        self._check_open()
+        if not rows:
+            return
+        undo = self._begin_write()
+        for relpath, record in rows:
+            undo.files.setdefault(relpath, self._files.get(relpath))
+            self._files[relpath] = record
+
+    def drop_files(self, relpaths: Iterable[str]) -> None:
+        known = [relpath for relpath in relpaths if relpath in self._files]
+        self._check_open()
+        if not known:
+            return  # like SQLite: a transaction that changes nothing writes nothing
+        undo = self._begin_write()
+        for relpath in known:
+            undo.files.setdefault(relpath, self._files.pop(relpath, None))
+
     def get_meta(self, name: str) -> bytes | None:
         self._check_open()
         return self._meta.get(name)
@@ -154,6 +182,11 @@ class MemoryStore:
                 self._meta.pop(name, None)
             else:
                 self._meta[name] = value
+        for relpath, record in undo.files.items():
+            if record is None:
+                self._files.pop(relpath, None)
+            else:
+                self._files[relpath] = record
 
 
 def _merged(rows: list[bytes] | tuple[bytes, ...]) -> bytes:

@@ -11,7 +11,23 @@ FileSystem join it as their adapters are written.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the store remembers of one file of the folder, so that start-up can
+    skip a file whose ``stat`` still matches without reading it.
+
+    ``size`` and ``mtime_ns`` are the ``stat`` of the file right after we last
+    ingested or wrote it; ``digest`` is the content hash of those bytes.
+    """
+
+    key: str  # item key the file holds
+    digest: str  # content hash of the bytes we last ingested or wrote
+    size: int
+    mtime_ns: int
 
 
 class Store(Protocol):
@@ -39,7 +55,9 @@ class Store(Protocol):
         """Every key with its merged update, ordered by key (code point order).
 
         The snapshot is taken by the call, not by the iteration: writes made
-        while the caller iterates do not show.
+        while the caller iterates do not show, and the caller may write while
+        it iterates. Keys are produced one at a time, so the whole store need
+        not fit in memory; an iterator dropped half-way holds nothing back.
         """
         ...
 
@@ -53,6 +71,21 @@ class Store(Protocol):
 
     def remove(self, key: str) -> None:
         """Forget ``key`` and all its updates; a no-op for an unknown key."""
+        ...
+
+    def load_files(self) -> dict[str, FileRecord]:
+        """Every file record, by the file's path relative to the folder, sorted by path.
+
+        File records are independent of the updates: ``remove`` keeps them.
+        """
+        ...
+
+    def put_files(self, records: Iterable[tuple[str, FileRecord]]) -> None:
+        """Insert or replace ``(relpath, record)`` pairs in one transaction; durable on return."""
+        ...
+
+    def drop_files(self, relpaths: Iterable[str]) -> None:
+        """Forget the records of ``relpaths`` in one transaction; unknown paths are ignored."""
         ...
 
     def get_meta(self, name: str) -> bytes | None:

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,13 @@ from pycrdt import Doc
 
 from worksync_p2p.adapters.sqlite_store import (
     APPLICATION_ID,
+    MIGRATIONS,
     PAGE_SIZE_BYTES,
     SCHEMA_VERSION,
     SqliteStore,
     StoreError,
 )
+from worksync_p2p.ports import FileRecord
 
 from . import store_writer
 from .store_writer import KEYS, content, new_doc, random_edit, state
@@ -110,6 +113,141 @@ def test_closed_store_refuses_work(tmp_path: Path) -> None:
 def test_compact_every_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="compact_every"):
         SqliteStore(tmp_path / "store.db", compact_every=0)
+
+
+# -- schema versions ----------------------------------------------------------
+
+# The schema as version 1 of the code created it, copied here on purpose: the
+# migration test must keep opening what old releases wrote, even if someone
+# edits MIGRATIONS[0] by mistake (the next test catches that too).
+V1_STATEMENTS = (
+    "CREATE TABLE updates ("
+    " key TEXT NOT NULL,"
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " data BLOB NOT NULL)",
+    "CREATE INDEX updates_by_key ON updates (key)",
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+)
+
+
+def _create_v1_store(path: Path, updates: list[tuple[str, bytes]], meta: dict[str, bytes]) -> None:
+    """A store file exactly as the version-1 code left it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE_BYTES}")
+        conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in V1_STATEMENTS:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("COMMIT")
+        conn.executemany("INSERT INTO updates (key, data) VALUES (?, ?)", updates)
+        conn.executemany("INSERT INTO meta (name, value) VALUES (?, ?)", meta.items())
+    finally:
+        conn.close()
+
+
+def test_applied_migrations_never_change() -> None:
+    assert MIGRATIONS[0] == V1_STATEMENTS
+
+
+def test_a_version_1_store_is_migrated_with_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    docs = {"a": new_doc(), "b": new_doc()}
+    rng = random.Random(21)
+    updates = [(key, random_edit(doc, rng)) for _ in range(5) for key, doc in docs.items()]
+    _create_v1_store(path, updates, {"clock": b"\x01\x02"})
+
+    with SqliteStore(path, compact_every=3) as store:
+        assert store.keys() == ["a", "b"]
+        for key, doc in docs.items():
+            assert content(new_doc(store.load(key))) == content(doc)
+            assert state(new_doc(store.load(key))) == state(doc)
+        assert store.get_meta("clock") == b"\x01\x02"
+        assert store.load_files() == {}
+        store.put_files([("a.md", FileRecord("a", "abc", 10, 20))])
+        store.append("a", random_edit(docs["a"], rng))  # v1 rows take new writes
+    with SqliteStore(path) as store:  # already version 2: opens as is
+        assert store.load_files() == {"a.md": FileRecord("a", "abc", 10, 20)}
+        assert content(new_doc(store.load("a"))) == content(docs["a"])
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert conn.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
+    finally:
+        conn.close()
+    assert integrity(path) == ["ok"]
+
+
+# -- load_all streams ------------------------------------------------------------
+
+
+def _wal_reset(path: Path) -> bool:
+    """Whether a TRUNCATE checkpoint succeeds now: no reader holds a WAL snapshot."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        busy: int = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    finally:
+        conn.close()
+    return busy == 0
+
+
+def test_load_all_takes_no_transaction_on_the_store_connection(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with SqliteStore(path) as store, SqliteStore(path) as other:
+        store.append_many((f"k{i}", b"\x00\x00") for i in range(10))
+        rows = store.load_all()
+        assert next(rows)[0] == "k0"
+        assert store._conn is not None  # a test hook, not an API
+        assert not store._conn.in_transaction
+        other.append("k5", b"\x00\x00")  # another writer is not blocked either
+        store.append("k99", b"\x00\x00")
+        assert not _wal_reset(path)  # the half-read iterator holds its snapshot
+        del rows  # abandoned: the snapshot goes with it
+        assert _wal_reset(path)
+        for key, _ in store.load_all():
+            if key == "k3":
+                break
+        assert _wal_reset(path)
+        store.append("k100", b"\x00\x00")
+        assert store.load("k100") == b"\x00\x00"
+
+
+def test_load_all_holds_one_key_at_a_time(tmp_path: Path) -> None:
+    """Reading the first key must not read the whole store into memory."""
+    row_bytes, keys = 100_000, 60  # 6 MB of rows
+    with SqliteStore(tmp_path / "store.db") as store:
+        for i in range(keys):
+            store.append(f"k{i:02}", random.Random(i).randbytes(row_bytes))
+        tracemalloc.start()
+        try:
+            rows = store.load_all()
+            first = next(rows)
+            second = next(rows)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert (first[0], second[0]) == ("k00", "k01")
+        assert peak < 10 * row_bytes
+        assert sum(len(data) for _, data in rows) == (keys - 2) * row_bytes
+
+
+def test_closing_the_store_ends_its_load_all(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    store = SqliteStore(path)
+    store.append_many([("a", b"\x00\x00"), ("b", b"\x00\x00")])
+    rows = store.load_all()
+    done = store.load_all()
+    assert next(rows)[0] == "a"
+    assert [key for key, _ in done] == ["a", "b"]
+    assert next(done, None) is None
+    store.close()
+    with pytest.raises(StoreError, match="closed during load_all"):
+        next(rows)
+    with pytest.raises(StoreError, match="closed"):
+        store.load_all()
+    assert _wal_reset(path)
 
 
 # -- bad files ----------------------------------------------------------------

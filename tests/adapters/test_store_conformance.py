@@ -10,10 +10,10 @@ from typing import Any, Protocol
 
 import pytest
 from pycrdt import Doc, Map
-from simulations.fakes import MemoryStore
 
+from simulations.fakes import MemoryStore
 from worksync_p2p.adapters.sqlite_store import SqliteStore
-from worksync_p2p.ports import Store
+from worksync_p2p.ports import FileRecord, Store
 
 from .store_writer import content, new_doc, random_edit, state
 
@@ -159,6 +159,32 @@ def test_load_all_is_a_snapshot_taken_when_called(backend: Backend) -> None:
     ]
 
 
+def test_load_all_abandoned_half_way_holds_no_write_back(backend: Backend) -> None:
+    store = backend.open()
+    docs = {f"item-{i}": new_doc() for i in range(4)}
+    rng = random.Random(16)
+    for key, doc in docs.items():
+        store.append(key, random_edit(doc, rng))
+    for key, _ in store.load_all():
+        if key == "item-1":
+            break
+    store.append("item-9", edits(new_doc(), 1, seed=17)[0])
+    store.set_meta("clock", b"1")
+    assert store.keys() == [*sorted(docs), "item-9"]
+
+    half_read = store.load_all()  # kept alive, half read, while the caller writes
+    assert next(half_read)[0] == "item-0"
+    store.append("item-0", random_edit(docs["item-0"], rng))
+    store.append_many([("item-1", random_edit(docs["item-1"], rng)), ("item-5", b"\x00\x00")])
+    store.put_files([("a.md", FileRecord("item-0", "d", 1, 2))])
+    store.remove("item-2")
+    assert [key for key, _ in half_read] == ["item-1", "item-2", "item-3", "item-9"]
+    assert store.keys() == ["item-0", "item-1", "item-3", "item-5", "item-9"]
+    assert_same_doc(store.load("item-0"), docs["item-0"])
+    store = backend.reopen(store)
+    assert_same_doc(store.load("item-1"), docs["item-1"])
+
+
 def test_compact_keeps_the_document(backend: Backend) -> None:
     store = backend.open()
     doc = new_doc()
@@ -233,6 +259,94 @@ def test_reopen_restores_every_document_and_meta(backend: Backend) -> None:
         assert_same_doc(store.load(key), doc)
 
 
+# -- file records ----------------------------------------------------------------
+
+
+def record(number: int, key: str | None = None) -> FileRecord:
+    return FileRecord(
+        key=key or f"item-{number}",
+        digest=f"{number:064x}",
+        size=number * 37,
+        mtime_ns=1_700_000_000_123_456_789 + number,
+    )
+
+
+def test_file_records_round_trip(backend: Backend) -> None:
+    store = backend.open()
+    assert store.load_files() == {}
+    records = {
+        "notes/b.md": record(1),
+        "a.md": record(2),
+        "日本/é accent.md": record(3),
+        "empty.md": FileRecord("item-4", "", 0, 0),
+        "old.md": FileRecord("item-5", "x", 2**40, -(10**18)),  # mtime before 1970
+    }
+    store.put_files(iter(records.items()))
+    store.put_files([])
+    loaded_files = store.load_files()
+    assert loaded_files == records
+    assert list(loaded_files) == sorted(records)
+    assert store.keys() == []  # records are not documents
+    assert list(store.load_all()) == []
+
+
+def test_put_files_overwrites_the_record_of_a_path(backend: Backend) -> None:
+    store = backend.open()
+    store.put_files([("a.md", record(1)), ("b.md", record(2))])
+    store.put_files([("a.md", record(3, key="item-1")), ("c.md", record(4))])
+    store.put_files([("b.md", record(5)), ("b.md", record(6))])  # the later pair wins
+    assert store.load_files() == {
+        "a.md": record(3, key="item-1"),
+        "b.md": record(6),
+        "c.md": record(4),
+    }
+
+
+def test_drop_files_forgets_those_paths_only(backend: Backend) -> None:
+    store = backend.open()
+    store.put_files((f"{i}.md", record(i)) for i in range(5))
+    store.drop_files(iter(["1.md", "3.md", "never.md", "1.md"]))
+    store.drop_files([])
+    store.drop_files(["never.md"])
+    assert store.load_files() == {"0.md": record(0), "2.md": record(2), "4.md": record(4)}
+    store.put_files([("1.md", record(7))])
+    assert store.load_files()["1.md"] == record(7)
+
+
+def test_file_records_are_independent_of_documents(backend: Backend) -> None:
+    store = backend.open()
+    store.append("item-1", edits(new_doc(), 1, seed=18)[0])
+    store.put_files([("a.md", record(1))])
+    store.remove("item-1")
+    assert store.load_files() == {"a.md": record(1)}
+    store.drop_files(["a.md"])
+    store.append("item-2", edits(new_doc(), 1, seed=19)[0])
+    assert store.keys() == ["item-2"]
+    assert store.load_files() == {}
+
+
+def test_reopen_restores_file_records(backend: Backend) -> None:
+    store = backend.open()
+    store.put_files((f"dir/{i}.md", record(i)) for i in range(20))
+    store.drop_files(["dir/3.md"])
+    store.put_files([("dir/4.md", record(40))])
+    expected = store.load_files()
+    store = backend.reopen(store)
+    assert store.load_files() == expected
+    assert len(expected) == 19
+    assert expected["dir/4.md"] == record(40)
+
+
+def test_ten_thousand_file_records(backend: Backend) -> None:
+    """The start-up load: 10,000 records in one put and one load (timed in benchmarks)."""
+    store = backend.open()
+    records = {f"items/{i:05}.md": record(i) for i in range(10_000)}
+    store.put_files(records.items())
+    assert store.load_files() == records
+    store.drop_files(list(records)[::2])
+    assert len(store.load_files()) == 5_000
+
+
 def test_close_is_idempotent(backend: Backend) -> None:
     store = backend.open()
     store.close()
@@ -248,6 +362,7 @@ def test_sqlite_and_memory_agree_byte_for_byte(tmp_path: Path) -> None:
             operation(memory)
             assert list(sqlite.load_all()) == list(memory.load_all()), step
             assert sqlite.keys() == memory.keys()
+            assert sqlite.load_files() == memory.load_files()
         for key in ("a", "b", "c", "d"):
             assert sqlite.get_meta(key) == memory.get_meta(key)
 
@@ -259,6 +374,11 @@ def _random_operations(rng: random.Random, count: int) -> Iterator[methodcaller]
         roll = rng.random()
         if roll < 0.03:
             yield methodcaller("remove", key)
+        elif roll < 0.06:
+            paths = [f"{k}.md" for k in rng.sample(sorted(docs), 2)]
+            yield methodcaller("put_files", [(p, record(rng.randrange(99), key)) for p in paths])
+        elif roll < 0.08:
+            yield methodcaller("drop_files", [f"{k}.md" for k in rng.sample(sorted(docs), 2)])
         elif roll < 0.1:
             yield methodcaller("compact", key)
         elif roll < 0.2:
@@ -308,6 +428,25 @@ def test_memory_crash_after_remove_or_meta_restores_the_old_value() -> None:
     store.set_meta("clock", b"1")
     store.crash(drop_last=True)
     assert store.get_meta("clock") is None
+
+
+def test_memory_crash_takes_back_the_last_file_write_whole() -> None:
+    store = MemoryStore()
+    store.put_files([("a.md", record(1)), ("b.md", record(2))])
+    store.put_files([("a.md", record(3)), ("c.md", record(4))])
+    store.crash(drop_last=True)
+    assert store.load_files() == {"a.md": record(1), "b.md": record(2)}
+    store.drop_files(["a.md", "b.md", "a.md"])
+    store.drop_files(["never.md"])  # changes nothing: not a write
+    store.crash(drop_last=True)
+    assert store.load_files() == {"a.md": record(1), "b.md": record(2)}
+    store.put_files([("c.md", record(5))])
+    store.set_meta("clock", b"1")  # the last write is now the meta one
+    store.crash(drop_last=True)
+    assert store.load_files() == {"a.md": record(1), "b.md": record(2), "c.md": record(5)}
+    store.put_files([("d.md", record(6))])
+    store.crash()
+    assert "d.md" in store.load_files()
 
 
 def test_memory_close_flushes() -> None:

@@ -12,7 +12,12 @@ Rules:
 * A key never holds more than ``compact_every`` rows after a write: the write
   that crosses the limit merges the key's rows into one in the same
   transaction, so a crash leaves either the old rows or the merged row.
-* Reads are single statements, so each sees one committed snapshot.
+* Reads are single statements, so each sees one committed snapshot, except
+  ``load_all``: it streams rows from its own connection inside one read
+  transaction (see :class:`_Snapshot`), so it holds one key's rows at a time
+  and the caller may write on the store while it iterates.
+* File records (``files``) live beside the updates and are written the same
+  way: one transaction per call, committed on return.
 * Every SQLite failure leaves as :class:`StoreError` naming the file.
 * Not thread-safe: callers serialise access (the node owns the one store).
 """
@@ -20,17 +25,20 @@ Rules:
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from pycrdt import merge_updates
 
-SCHEMA_VERSION = 1
+from worksync_p2p.ports import FileRecord
+
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x77735032  # "wsP2", marks the file as ours in its header
 BUSY_TIMEOUT_MS = 5_000
 # A work item's update is typically 1-5 KB. With 4 KB pages a 2.3 KB row has a
@@ -50,6 +58,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX updates_by_key ON updates (key)",
         "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
     ),
+    (
+        # relpath -> what we last ingested or wrote there: start-up skips a
+        # file whose stat still matches. Looked up by relpath only.
+        "CREATE TABLE files ("
+        " relpath TEXT PRIMARY KEY,"
+        " key TEXT NOT NULL,"
+        " digest TEXT NOT NULL,"
+        " size INTEGER NOT NULL,"
+        " mtime_ns INTEGER NOT NULL"
+        ") WITHOUT ROWID",
+    ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -67,6 +86,8 @@ class SqliteStore:
         self.path = path
         self.compact_every = compact_every
         self._conn: sqlite3.Connection | None = _open(path)
+        # The load_all iterators still open, closed with the store.
+        self._snapshots: weakref.WeakSet[_Snapshot] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r}, compact_every={self.compact_every})"
@@ -106,11 +127,10 @@ class SqliteStore:
         return _merged([data for (data,) in rows]) if rows else None
 
     def load_all(self) -> Iterator[tuple[str, bytes]]:
-        # One ordered query, read whole: the snapshot is taken now, and no
-        # cursor stays open across the caller's own writes.
-        with self._read() as conn:
-            rows = conn.execute("SELECT key, data FROM updates ORDER BY key, seq").fetchall()
-        return _merged_groups(rows)
+        self._connection()  # a closed store refuses, as every other call does
+        snapshot = _Snapshot(self.path)
+        self._snapshots.add(snapshot)
+        return snapshot
 
     def keys(self) -> list[str]:
         with self._read() as conn:
@@ -124,6 +144,37 @@ class SqliteStore:
     def remove(self, key: str) -> None:
         with self._write() as conn:
             conn.execute("DELETE FROM updates WHERE key = ?", (key,))
+
+    # -- file records ---------------------------------------------------------
+
+    def load_files(self) -> dict[str, FileRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT relpath, key, digest, size, mtime_ns FROM files ORDER BY relpath"
+            ).fetchall()
+        return {
+            relpath: FileRecord(key, digest, size, mtime_ns)
+            for relpath, key, digest, size, mtime_ns in rows
+        }
+
+    def put_files(self, records: Iterable[tuple[str, FileRecord]]) -> None:
+        rows = [(relpath, r.key, r.digest, r.size, r.mtime_ns) for relpath, r in records]
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO files (relpath, key, digest, size, mtime_ns) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (relpath) DO UPDATE SET key = excluded.key,"
+                " digest = excluded.digest, size = excluded.size, mtime_ns = excluded.mtime_ns",
+                rows,
+            )
+
+    def drop_files(self, relpaths: Iterable[str]) -> None:
+        rows = [(relpath,) for relpath in relpaths]
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany("DELETE FROM files WHERE relpath = ?", rows)
 
     # -- metadata -------------------------------------------------------------
 
@@ -141,6 +192,8 @@ class SqliteStore:
             )
 
     def close(self) -> None:
+        for snapshot in list(self._snapshots):
+            snapshot.abort()
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with _translated(self.path, "close"):
@@ -185,9 +238,85 @@ def _merged(updates: list[bytes]) -> bytes:
     return updates[0] if len(updates) == 1 else merge_updates(*updates)
 
 
-def _merged_groups(rows: list[Any]) -> Iterator[tuple[str, bytes]]:
-    for key, group in groupby(rows, key=itemgetter(0)):
-        yield key, _merged([data for _, data in group])
+class _Snapshot:
+    """The iterator of ``load_all``: one read transaction on a connection of its own.
+
+    Why a connection of its own: SQLite has one transaction per connection, so
+    a read transaction held on the store's connection would make the caller's
+    next write fail (or, nested, stay uncommitted) until the iteration ends.
+    In WAL mode a reader on another connection sees the last commit before its
+    first read and never blocks a writer, nor is blocked by one.
+
+    The snapshot is fixed in ``__init__`` (``BEGIN`` plus the query's first
+    step), so it is the store as of the ``load_all`` call. The rows stream from
+    the cursor, ordered by the index on (key, seq), and each key's rows are
+    merged as soon as they are read: memory holds one key's rows, not the
+    store. The connection closes, ending the transaction, when the rows run
+    out, when ``close`` is called, when the store is closed, or when the
+    iterator is garbage-collected: an iterator abandoned half-way keeps a read
+    mark in the WAL (checkpoints cannot pass it) only as long as it lives.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._aborted = False
+        with _translated(path, "read"):
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            with _translated(path, "read"):
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA query_only = 1")
+                conn.execute("BEGIN")
+                # execute() runs the query to its first row: the snapshot is now.
+                cursor = conn.execute("SELECT key, data FROM updates ORDER BY key, seq")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn: sqlite3.Connection | None = conn
+        self._groups: Iterator[tuple[str, Iterator[tuple[str, bytes]]]]
+        self._groups = groupby(cursor, key=itemgetter(0))
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> tuple[str, bytes]:
+        if self._conn is None:
+            if self._aborted:
+                raise StoreError(f"store {self._path} was closed during load_all")
+            raise StopIteration
+        try:
+            with _translated(self._path, "read"):
+                group = next(self._groups, None)
+                if group is not None:
+                    key, rows = group
+                    return key, _merged([data for _, data in rows])
+        except BaseException:
+            self.close()
+            raise
+        self.close()
+        raise StopIteration
+
+    def close(self) -> None:
+        """End the read transaction and release the connection; idempotent."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            self._groups = iter(())
+            # Closing ends the read transaction (there is nothing to undo).
+            with _translated(self._path, "close"):
+                conn.close()
+
+    def abort(self) -> None:
+        """Close because the store closed: a later ``next`` raises StoreError."""
+        if self._conn is not None:
+            self._aborted = True
+            self.close()
+
+    def __del__(self) -> None:
+        # Best effort on collection: never raise from a finaliser.
+        conn, self._conn = getattr(self, "_conn", None), None
+        if conn is not None:
+            with suppress(sqlite3.Error):
+                conn.close()
 
 
 @contextmanager
