@@ -1,16 +1,27 @@
 """All items of one workspace replica, keyed by item key (sans-I/O).
 
 The caller reads files and the store and executes what comes back: every
-method returns the update to persist (and, later, to send to peers) instead
-of writing it anywhere itself.
+method returns the update to persist (and to send to peers) instead of writing
+it anywhere itself.
+
+A live pycrdt document costs about 18 KiB, its encoded state about 4 KB, so
+10,000 live documents would not fit the 150 MB budget. Items are kept encoded
+and brought to life on use; at most ``cache_size`` stay live, the least
+recently used being encoded again. Re-creating a document with the same
+client id continues that client's clock, so no id is ever reused for two
+different operations.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from worksync_p2p.core import codec
 from worksync_p2p.core.itemdoc import ItemDoc, Writer, genesis_update
+
+DEFAULT_CACHE_SIZE = 512
 
 
 @dataclass(frozen=True)
@@ -21,35 +32,64 @@ class Ingested:
 
 
 class Repo:
-    def __init__(self, writer: Writer, client_id: int) -> None:
+    def __init__(
+        self, writer: Writer, client_id: int, cache_size: int = DEFAULT_CACHE_SIZE
+    ) -> None:
+        assert cache_size > 0
         self.writer = writer
         self.client_id = client_id
-        self.docs: dict[str, ItemDoc] = {}
+        self.cache_size = cache_size
+        self._encoded: dict[str, bytes] = {}
+        self._live: OrderedDict[str, ItemDoc] = OrderedDict()
 
-    def load(self, key: str, state: bytes) -> ItemDoc:
-        """Restore an item from its stored state."""
-        item = ItemDoc.new(self.client_id)
-        item.doc.apply_update(state)
-        self.docs[key] = item
-        return item
+    def __contains__(self, key: str) -> bool:
+        return key in self._live or key in self._encoded
+
+    def __len__(self) -> int:
+        return len(self._live) + len(self._encoded)
+
+    def keys(self) -> Iterator[str]:
+        yield from sorted([*self._live, *self._encoded])
+
+    def load(self, key: str, state: bytes) -> None:
+        """Restore an item from its stored state (kept encoded until used)."""
+        self._live.pop(key, None)
+        self._encoded[key] = state
 
     def get(self, key: str) -> ItemDoc | None:
-        return self.docs.get(key)
+        item = self._live.get(key)
+        if item is not None:
+            self._live.move_to_end(key)
+            return item
+        state = self._encoded.pop(key, None)
+        if state is None:
+            return None
+        item = ItemDoc.new(self.client_id)
+        item.doc.apply_update(state)
+        self._keep(key, item)
+        return item
+
+    def _keep(self, key: str, item: ItemDoc) -> None:
+        self._live[key] = item
+        while len(self._live) > self.cache_size:
+            old_key, old = self._live.popitem(last=False)
+            self._encoded[old_key] = old.doc.get_update()
 
     def ingest(self, key: str, relpath: str, parsed: codec.ParsedItem, now_ms: int) -> Ingested:
         """Make the item stand for a file's content: seed it or diff into it."""
         self.writer.now_ms = now_ms
-        item = self.docs.get(key)
+        item = self.get(key)
         if item is None or item.active_genesis() is None:
             update = genesis_update(key, parsed, relpath)
-            item = item or ItemDoc.new(self.client_id)
+            if item is None:
+                item = ItemDoc.new(self.client_id)
+                self._keep(key, item)
             item.doc.apply_update(update)
-            self.docs[key] = item
             return Ingested(key, update, created=True)
         return Ingested(key, item.ingest(parsed, relpath, self.writer), created=False)
 
     def delete(self, key: str, now_ms: int) -> bytes | None:
-        item = self.docs.get(key)
+        item = self.get(key)
         if item is None:
             return None
         self.writer.now_ms = now_ms
