@@ -29,7 +29,10 @@ from enum import IntEnum
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from worksync_p2p import __version__
+from worksync_p2p import __version__, commands
+from worksync_p2p.adapters.sqlite_store import StoreError
+from worksync_p2p.core.codec import ItemError
+from worksync_p2p.daemonlock import AlreadyRunningError
 from worksync_p2p.identity import KeyFileError
 from worksync_p2p.workspace import (
     DEFAULT_ROOT,
@@ -83,6 +86,9 @@ class _UsageError(Exception):
 # Checked in order, so subclasses come before their base classes.
 _ERROR_CODES: tuple[tuple[type[Exception], ExitCode], ...] = (
     (WorkspaceNotFoundError, ExitCode.NOT_FOUND),
+    (AlreadyRunningError, ExitCode.ALREADY_RUNNING),
+    (ItemError, ExitCode.BAD_INPUT),
+    (StoreError, ExitCode.ERROR),
     (InvalidWorkspaceFileError, ExitCode.BAD_INPUT),
     (KeyFileError, ExitCode.BAD_INPUT),
     (WorkspaceError, ExitCode.ERROR),
@@ -161,6 +167,46 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"folder of work items (default: ./{DEFAULT_ROOT})",
     )
     command.set_defaults(handler=_cmd_init)
+
+    command = _add_command(commands, "up", "start the peer: follow the folder and keep it in sync")
+    command.add_argument(
+        "dir",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_ROOT,
+        metavar="DIR",
+        help=f"folder of work items, created if missing (default: ./{DEFAULT_ROOT})",
+    )
+    command.set_defaults(handler=_cmd_up)
+
+    command = _add_command(
+        commands, "events", "print item changes of the running peer live, as JSON lines"
+    )
+    add_workspace_option(command)
+    command.set_defaults(handler=_cmd_events)
+
+    command = _add_command(commands, "list", "list the work items (id, type, status, summary)")
+    add_workspace_option(command)
+    command.set_defaults(handler=_cmd_list)
+
+    command = _add_command(commands, "show", "print one work item")
+    add_workspace_option(command)
+    command.add_argument("item", metavar="ID", help="item id, or its path inside the workspace")
+    command.set_defaults(handler=_cmd_show)
+
+    command = _add_command(commands, "new", "create a work item with a collision-free id")
+    add_workspace_option(command)
+    command.add_argument("type", metavar="TYPE", help="item type, e.g. task, plan, proposal")
+    command.add_argument("summary", metavar="SUMMARY", help="one-line summary")
+    command.set_defaults(handler=_cmd_new)
+
+    command = _add_command(
+        commands,
+        "conflicts",
+        "show what the merge rules decided (exit status 4 when there are any)",
+    )
+    add_workspace_option(command)
+    command.set_defaults(handler=_cmd_conflicts)
 
     return parser
 
@@ -276,3 +322,57 @@ def _init_summary(result: InitResult) -> dict[str, object]:
         "peer_id": result.identity.peer_id,
         "created_paths": list(result.created_paths),
     }
+
+
+def _cmd_up(args: argparse.Namespace) -> ExitCode:
+    commands.up(args.dir, json_output=args.json)
+    return ExitCode.OK
+
+
+def _cmd_list(args: argparse.Namespace) -> ExitCode:
+    listing = commands.list_items(args.workspace)
+    for error in listing.errors:
+        sys.stderr.write(f"{PROG}: warning: {_one_line(str(error))}\n")
+    if args.json:
+        emit_json(listing.as_json())
+    else:
+        emit_table(listing.rows, ["id", "type", "status", "summary", "path"])
+    return ExitCode.OK
+
+
+def _cmd_show(args: argparse.Namespace) -> ExitCode:
+    shown = commands.show_item(args.workspace, args.item)
+    if shown is None:
+        raise CliError(f"{args.workspace}: no item {args.item!r}", ExitCode.NOT_FOUND)
+    if args.json:
+        emit_json(shown)
+    else:
+        sys.stdout.write(shown["text"])
+    return ExitCode.OK
+
+
+def _cmd_new(args: argparse.Namespace) -> ExitCode:
+    created = commands.new_item(args.workspace, args.type, args.summary)
+    if args.json:
+        emit_json(created)
+    else:
+        print(f"{created['id']}  {created['path']}")
+    return ExitCode.OK
+
+
+def _cmd_conflicts(args: argparse.Namespace) -> ExitCode:
+    found = commands.list_conflicts(args.workspace)
+    if args.json:
+        emit_json({"conflicts": found, "count": len(found)})
+    elif found:
+        emit_table(
+            commands.conflict_rows(found), ["item", "path", "kind", "field", "kept", "others"]
+        )
+    else:
+        print("No conflicts.")
+    return ExitCode.CONFLICT if found else ExitCode.OK
+
+
+def _cmd_events(args: argparse.Namespace) -> ExitCode:
+    commands.print_events(args.workspace)
+    return ExitCode.OK

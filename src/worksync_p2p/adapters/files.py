@@ -1,0 +1,112 @@
+"""File system side of the bridge: stat, safe reads, atomic checked writes.
+
+Writes go to a hidden temp file in the same folder (the watcher ignores
+hidden names), are fsynced and renamed over the target, keeping the target's
+permissions. A write names the content hash it expects to replace and is
+refused when the file moved on, so a save the user made after our last look
+is never clobbered. Nothing is written through a symlink or into a folder
+that resolves outside the workspace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import secrets
+import stat as stat_module
+from dataclasses import dataclass
+from pathlib import Path
+
+from worksync_p2p.core.bridge import content_hash
+from worksync_p2p.ports import FileRecord
+
+DEFAULT_MODE = 0o644
+
+
+@dataclass(frozen=True)
+class Stat:
+    size: int
+    mtime_ns: int
+
+    def matches(self, record: FileRecord) -> bool:
+        return (self.size, self.mtime_ns) == (record.size, record.mtime_ns)
+
+
+class WriteOutcome(enum.Enum):
+    WRITTEN = "written"
+    CHANGED = "changed"  # the file is not what the caller expected: ingest it first
+    UNSAFE = "unsafe"  # a symlink or a folder outside the workspace is in the way
+
+
+def stat(path: Path) -> Stat | None:
+    """Size and mtime of a regular file (not following a symlink), None if absent."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat_module.S_ISREG(info.st_mode):
+        return None
+    return Stat(info.st_size, info.st_mtime_ns)
+
+
+def read_item_bytes(path: Path, max_bytes: int) -> bytes | None:
+    """The file's bytes (at most ``max_bytes + 1``, so the codec can refuse it), None if gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(max_bytes + 1)
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path``'s folder resolves inside ``root`` (symlinked folders included)."""
+    real_root = os.path.realpath(root)
+    real_parent = os.path.realpath(path.parent)
+    return real_parent == real_root or real_parent.startswith(real_root + os.sep)
+
+
+def _current_digest(path: Path) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return content_hash(handle.read())
+
+
+def write_if(root: Path, relpath: str, text: str, expect: str | None) -> WriteOutcome:
+    """Atomically replace ``relpath`` with ``text`` if it still hashes to ``expect``."""
+    path = root / relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not inside(root, path) or path.is_symlink():
+        return WriteOutcome.UNSAFE
+    if _current_digest(path) != expect:
+        return WriteOutcome.CHANGED
+    mode = DEFAULT_MODE
+    with contextlib.suppress(FileNotFoundError):
+        mode = stat_module.S_IMODE(os.lstat(path).st_mode)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.worksync-tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)  # the umask may have narrowed it
+        os.replace(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+    return WriteOutcome.WRITTEN
+
+
+def remove_if(root: Path, relpath: str, expect: str) -> bool:
+    """Remove ``relpath`` if it still holds what we expect; a changed file stays."""
+    path = root / relpath
+    if not inside(root, path) or path.is_symlink() or _current_digest(path) != expect:
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return True

@@ -1,0 +1,351 @@
+"""The file bridge as a sans-I/O state machine: file contents in, effects out.
+
+Rules, in the order they matter:
+
+1. Idempotence makes loops impossible. A file whose bytes hash to what we
+   last ingested or wrote is not looked at again; a document that renders to
+   what the file holds is not written. Our own writes come back from the
+   watcher and stop at rule 1.
+2. Nothing the user saved is overwritten. Every write carries the hash of the
+   file it expects to replace; the node refuses a write when the file moved on,
+   feeds the new content back through :meth:`Bridge.on_file` (ingest first),
+   and asks again.
+3. A save is never a delete. A missing file is deleted from the document only
+   after ``delete_grace_ms`` without reappearing (editors save by delete and
+   re-create); a file that turns up empty where the item had content is read
+   again after ``empty_grace_ms`` (an in-place save is seen at its truncate).
+4. Bad files are reported once per distinct problem and left alone; the
+   item's last good state stays, and the file is not overwritten.
+5. Two files claiming one id: the one that came second is reported and not
+   synced; it is read again when the first one goes away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from worksync_p2p.core import codec, naming, paths, values
+from worksync_p2p.core.repo import Repo
+
+FILE_ORIGIN = "file"
+
+EventKind = Literal["created", "modified", "deleted", "renamed", "conflict"]
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ItemEvent:
+    kind: EventKind
+    key: str
+    path: str | None
+    fields: tuple[str, ...]
+    origin: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "event": self.kind,
+            "id": self.key,
+            "path": self.path,
+            "fields": list(self.fields),
+            "origin": self.origin,
+        }
+
+
+@dataclass(frozen=True)
+class Persist:
+    key: str
+    update: bytes
+
+
+@dataclass(frozen=True)
+class WriteFile:
+    relpath: str
+    text: str
+    expect: str | None  # hash the file on disk must have; None: it must not exist
+    key: str
+    origin: str
+
+
+@dataclass(frozen=True)
+class RemoveFile:
+    relpath: str
+    expect: str
+
+
+@dataclass(frozen=True)
+class Reread:
+    relpath: str
+
+
+@dataclass(frozen=True)
+class Report:
+    relpath: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """The file at ``relpath`` now holds ``key``'s content hashing to ``digest``."""
+
+    relpath: str
+    key: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class Untracked:
+    relpath: str
+
+
+@dataclass(frozen=True)
+class Emit:
+    event: ItemEvent
+
+
+Effect = Persist | WriteFile | RemoveFile | Reread | Report | Tracked | Untracked | Emit
+
+
+@dataclass
+class FileRecord:
+    key: str
+    digest: str
+
+
+class DiskIndex:
+    """What we believe each tracked file holds, searchable by path and by item key."""
+
+    def __init__(self) -> None:
+        self._by_path: dict[str, FileRecord] = {}
+        self._by_key: dict[str, str] = {}
+
+    def __contains__(self, relpath: str) -> bool:
+        return relpath in self._by_path
+
+    def __len__(self) -> int:
+        return len(self._by_path)
+
+    def get(self, relpath: str) -> FileRecord | None:
+        return self._by_path.get(relpath)
+
+    def path_of(self, key: str) -> str | None:
+        return self._by_key.get(key)
+
+    def set(self, relpath: str, record: FileRecord) -> None:
+        self.pop(relpath)
+        self._by_path[relpath] = record
+        self._by_key[record.key] = relpath
+
+    def pop(self, relpath: str) -> FileRecord | None:
+        record = self._by_path.pop(relpath, None)
+        if record is not None and self._by_key.get(record.key) == relpath:
+            del self._by_key[record.key]
+        return record
+
+    def items(self) -> list[tuple[str, FileRecord]]:
+        return sorted(self._by_path.items())
+
+
+@dataclass
+class Bridge:
+    repo: Repo
+    delete_grace_ms: int = 150
+    empty_grace_ms: int = 100
+    max_item_bytes: int = codec.DEFAULT_MAX_BYTES
+    disk: DiskIndex = field(default_factory=DiskIndex)
+    bad: dict[str, str] = field(default_factory=dict)
+    pending_delete: dict[str, int] = field(default_factory=dict)
+    suspect_empty: dict[str, int] = field(default_factory=dict)
+    confirmed_empty: set[str] = field(default_factory=set)
+    duplicates: dict[str, str] = field(default_factory=dict)
+
+    # -- timers ------------------------------------------------------------
+
+    def deadline_ms(self) -> int | None:
+        pending = [*self.pending_delete.values(), *self.suspect_empty.values()]
+        return min(pending) if pending else None
+
+    def tick(self, now_ms: int) -> list[Effect]:
+        effects: list[Effect] = []
+        for relpath, due in sorted(self.pending_delete.items()):
+            if due <= now_ms:
+                del self.pending_delete[relpath]
+                effects += self._file_gone(relpath, now_ms)
+        for relpath, due in sorted(self.suspect_empty.items()):
+            if due <= now_ms:
+                del self.suspect_empty[relpath]
+                self.confirmed_empty.add(relpath)
+                effects.append(Reread(relpath))
+        return effects
+
+    # -- files -> documents --------------------------------------------------
+
+    def path_of(self, key: str) -> str | None:
+        return self.disk.path_of(key)
+
+    def on_file(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
+        """The watcher saw ``relpath``; ``data`` is its content, None if it is gone."""
+        if data is None:
+            self.bad.pop(relpath, None)
+            self.duplicates.pop(relpath, None)
+            if relpath in self.disk:
+                self.pending_delete[relpath] = now_ms + self.delete_grace_ms
+            return []
+        self.pending_delete.pop(relpath, None)
+        record = self.disk.get(relpath)
+        digest = content_hash(data)
+        if record is not None and record.digest == digest:
+            return []
+        try:
+            parsed = codec.parse(data, relpath, self.max_item_bytes)
+        except codec.ItemError as error:
+            return self._report(relpath, error.reason)
+        if self._looks_truncated(relpath, data, record, now_ms):
+            return []
+        return self._ingest(relpath, parsed, digest, now_ms)
+
+    def _looks_truncated(
+        self, relpath: str, data: bytes, record: FileRecord | None, now_ms: int
+    ) -> bool:
+        if data or record is None or relpath in self.confirmed_empty:
+            self.confirmed_empty.discard(relpath)
+            self.suspect_empty.pop(relpath, None)
+            return False
+        self.suspect_empty.setdefault(relpath, now_ms + self.empty_grace_ms)
+        return True
+
+    def _report(self, relpath: str, reason: str) -> list[Effect]:
+        if self.bad.get(relpath) == reason:
+            return []
+        self.bad[relpath] = reason
+        return [Report(relpath, reason)]
+
+    def _ingest(
+        self, relpath: str, parsed: codec.ParsedItem, digest: str, now_ms: int
+    ) -> list[Effect]:
+        key = naming.item_key(parsed.fields, relpath)
+        owner = self.path_of(key)
+        if owner is not None and owner != relpath and owner not in self.pending_delete:
+            self.duplicates[relpath] = key
+            return self._report(relpath, f"id {key!r} is already used by {owner}; not synced")
+        self.bad.pop(relpath, None)
+        self.duplicates.pop(relpath, None)
+        effects: list[Effect] = []
+        record = self.disk.get(relpath)
+        if record is not None and record.key != key:
+            effects += self._delete_item(record.key, relpath, now_ms, FILE_ORIGIN)
+        if owner is not None and owner != relpath:
+            del self.pending_delete[owner]
+            self.disk.pop(owner)
+            effects.append(Untracked(owner))
+        item = self.repo.get(key)
+        before = item.frontmatter() if item is not None and item.alive() else None
+        old_path = item.path() if item is not None else None
+        result = self.repo.ingest(key, relpath, parsed, now_ms)
+        self.disk.set(relpath, FileRecord(key, digest))
+        effects.append(Tracked(relpath, key, digest))
+        if result.update is not None:
+            effects.append(Persist(key, result.update))
+            kind = _kind(before, old_path, relpath)
+            changed = _changed_fields(before, parsed.fields or {})
+            effects.append(Emit(ItemEvent(kind, key, relpath, changed, FILE_ORIGIN)))
+        return effects
+
+    def _file_gone(self, relpath: str, now_ms: int) -> list[Effect]:
+        record = self.disk.pop(relpath)
+        if record is None:
+            return []
+        effects: list[Effect] = [Untracked(relpath)]
+        effects += self._delete_item(record.key, relpath, now_ms, FILE_ORIGIN)
+        effects += [Reread(p) for p, k in sorted(self.duplicates.items()) if k == record.key]
+        return effects
+
+    def _delete_item(self, key: str, relpath: str, now_ms: int, origin: str) -> list[Effect]:
+        update = self.repo.delete(key, now_ms)
+        if update is None:
+            return []
+        event = ItemEvent("deleted", key, relpath, (), origin)
+        return [Persist(key, update), Emit(event)]
+
+    # -- documents -> files --------------------------------------------------
+
+    def on_remote(self, key: str, origin: str) -> list[Effect]:
+        """A document changed from elsewhere: the file writes that make disk match it."""
+        item = self.repo.get(key)
+        old_path = self.path_of(key)
+        text = item.render() if item is not None else None
+        if item is None or text is None:
+            return self._remove(key, old_path, origin)
+        relpath = item.path()
+        if relpath is None:
+            return []
+        reason = paths.unsafe_reason(relpath)
+        if reason is not None:
+            return self._report(relpath, f"unsafe path from a peer ({reason}); not written")
+        if relpath in self.bad or self._held_by_another(relpath, key):
+            return []
+        return self._write(key, relpath, old_path, text, origin)
+
+    def _held_by_another(self, relpath: str, key: str) -> bool:
+        """A live item other than ``key`` owns the file; a deleted one yields it."""
+        holder = self.disk.get(relpath)
+        if holder is None or holder.key == key:
+            return False
+        other = self.repo.get(holder.key)
+        if other is not None and other.alive():
+            return True
+        self.disk.pop(relpath)
+        self.disk.set(relpath, FileRecord(key, holder.digest))
+        return False
+
+    def _write(
+        self, key: str, relpath: str, old_path: str | None, text: str, origin: str
+    ) -> list[Effect]:
+        data = text.encode()
+        digest = content_hash(data)
+        effects: list[Effect] = []
+        record = self.disk.get(relpath)
+        if record is None or record.digest != digest:
+            expect = record.digest if record else None
+            effects.append(WriteFile(relpath, text, expect, key, origin))
+            self.disk.set(relpath, FileRecord(key, digest))
+            effects.append(Tracked(relpath, key, digest))
+            kind: EventKind = "modified" if record else "created"
+            if old_path is not None and old_path != relpath:
+                kind = "renamed"
+            effects.append(Emit(ItemEvent(kind, key, relpath, (), origin)))
+        if old_path is not None and old_path != relpath:
+            gone = self.disk.pop(old_path)
+            if gone is not None:
+                effects += [RemoveFile(old_path, gone.digest), Untracked(old_path)]
+        return effects
+
+    def _remove(self, key: str, old_path: str | None, origin: str) -> list[Effect]:
+        record = self.disk.pop(old_path) if old_path is not None else None
+        if old_path is None or record is None:
+            return []
+        return [
+            RemoveFile(old_path, record.digest),
+            Untracked(old_path),
+            Emit(ItemEvent("deleted", key, old_path, (), origin)),
+        ]
+
+
+def _kind(before: dict[str, Any] | None, old_path: str | None, relpath: str) -> EventKind:
+    if before is None:
+        return "created"
+    if old_path is not None and old_path != relpath:
+        return "renamed"
+    return "modified"
+
+
+def _changed_fields(before: dict[str, Any] | None, after: dict[str, Any]) -> tuple[str, ...]:
+    if before is None:
+        return tuple(after)
+    names = [k for k in after if k not in before or not values.same(before[k], after[k])]
+    names += [k for k in before if k not in after]
+    return tuple(names)

@@ -1,0 +1,338 @@
+"""The asyncio driver: owns the tasks, feeds file changes to the core, executes effects.
+
+Peer networking (mDNS, encrypted WebSockets) is not wired in yet: ``up`` runs
+the local workspace only and says so when it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import watchfiles
+
+from worksync_p2p import items
+from worksync_p2p.adapters import files
+from worksync_p2p.adapters.eventsock import EventBus, serve_events
+from worksync_p2p.adapters.sqlite_store import SqliteStore
+from worksync_p2p.core import bridge as br
+from worksync_p2p.core.hlc import Hlc
+from worksync_p2p.core.itemdoc import Writer
+from worksync_p2p.core.repo import Repo
+from worksync_p2p.daemonlock import DaemonLock
+from worksync_p2p.ports import FileRecord
+from worksync_p2p.workspace import Config, Workspace, init
+
+log = logging.getLogger(__name__)
+
+HLC_META = "hlc"
+CLIENT_ID_BITS = 32
+"""A fresh Yjs client id per run, as Yjs clients do: reusing one after a crash
+that lost its last update would make two different operations share an id."""
+MAX_WRITE_RETRIES = 3
+WATCH_PROBE = "watch-probe"
+PROBE_TRIES = 100
+PROBE_INTERVAL_S = 0.05
+
+
+@dataclass(frozen=True)
+class Started:
+    """What ``up`` reports once it is ready."""
+
+    root: Path
+    peer_id: str
+    items: int
+    bad_files: int
+    events_socket: Path | None
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class LocalNode:
+    """One workspace replica: files <-> documents <-> store, driven by calls."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        config: Config,
+        store: SqliteStore,
+        bus: EventBus | None = None,
+    ) -> None:
+        self.workspace = workspace
+        self.root = workspace.root
+        self.config = config
+        self.store = store
+        self.bus = bus or EventBus()
+        self.peer_id = workspace.load_identity().peer_id
+        clock = Hlc(self.peer_id, *_load_hlc(store))
+        client_id = random.SystemRandom().getrandbits(CLIENT_ID_BITS)
+        self.repo = Repo(Writer(self.peer_id, clock, 0), client_id)
+        self.bridge = br.Bridge(self.repo, max_item_bytes=config.max_item_bytes)
+        self._stats: dict[str, files.Stat] = {}
+        self.events_socket: Path | None = None
+        self.ready = asyncio.Event()
+
+    def started(self) -> Started:
+        count = len(self.bridge.disk)
+        return Started(self.root, self.peer_id, count, len(self.bridge.bad), self.events_socket)
+
+    def receive(self, key: str, update: bytes, origin: str) -> None:
+        """A peer's update for one item: apply, persist, repair, write the file."""
+        item = self.repo.get(key)
+        if item is None:
+            self.repo.load(key, update)
+            item = self.repo.get(key)
+            assert item is not None
+        else:
+            repair = item.apply_remote(update)
+            if repair is not None:
+                self.store.append(key, repair)
+        self.store.append(key, update)
+        self.execute(self.bridge.on_remote(key, origin))
+
+    # -- start-up ----------------------------------------------------------
+
+    def load(self) -> None:
+        for key, state in self.store.load_all():
+            self.repo.load(key, state)
+        self._records = self.store.load_files()
+        for relpath, record in self._records.items():
+            self.bridge.disk.set(relpath, br.FileRecord(record.key, record.digest))
+
+    def reconcile(self) -> int:
+        """Bring documents and folder together after a stop (edits, moves, deletes)."""
+        seen: set[str] = set()
+        for path in items.iter_item_files(self.root):
+            relpath = items.relpath_of(self.root, path)
+            seen.add(relpath)
+            stat = files.stat(path)
+            record = self._records.get(relpath)
+            if stat is not None and record is not None and stat.matches(record):
+                continue
+            self.feed(relpath)
+        gone = sorted(set(self._records) - seen)
+        self.execute(self._gone_now(gone))
+        for key in list(self.repo.keys()):
+            if self.bridge.path_of(key) is None:
+                self.execute(self.bridge.on_remote(key, "store"))
+        self.save_clock()
+        return len(seen) - len(self.bridge.bad)
+
+    def _gone_now(self, relpaths: Iterable[str]) -> list[br.Effect]:
+        """Files removed while we were stopped: no grace period to wait out."""
+        effects: list[br.Effect] = []
+        now = now_ms()
+        for relpath in relpaths:
+            effects += self.bridge.on_file(relpath, None, now)
+        return effects + self.bridge.tick(now + self.bridge.delete_grace_ms)
+
+    # -- inputs ------------------------------------------------------------
+
+    def feed(self, relpath: str) -> None:
+        """Read a file (or find it gone) and hand it to the bridge."""
+        path = self.root / relpath
+        stat = files.stat(path)
+        data = files.read_item_bytes(path, self.config.max_item_bytes) if stat else None
+        if stat is not None:
+            self._stats[relpath] = stat
+        self.execute(self.bridge.on_file(relpath, data, now_ms()))
+
+    def on_changes(self, paths: Iterable[Path]) -> None:
+        relpaths = {items.relpath_of(self.root, p) for p in paths}
+        # Deletions first: a rename is "gone" + "added", and the added file must
+        # find its id free.
+        for relpath in sorted(relpaths, key=lambda r: (self.root / r).exists()):
+            self.feed(relpath)
+        self.save_clock()
+
+    def on_timer(self) -> None:
+        self.execute(self.bridge.tick(now_ms()))
+
+    # -- effects -------------------------------------------------------------
+
+    def execute(self, effects: list[br.Effect], depth: int = 0) -> None:
+        for effect in effects:
+            self._execute_one(effect, depth)
+
+    def _execute_one(self, effect: br.Effect, depth: int) -> None:
+        match effect:
+            case br.Persist(key, update):
+                self.store.append(key, update)
+            case br.Tracked(relpath, key, digest):
+                self._track(relpath, key, digest)
+            case br.Untracked(relpath):
+                self.store.drop_files([relpath])
+            case br.WriteFile():
+                self._write(effect, depth)
+            case br.RemoveFile(relpath, expect):
+                files.remove_if(self.root, relpath, expect)
+            case br.Reread(relpath):
+                self.feed(relpath)
+            case br.Report(relpath, reason):
+                log.warning("%s: %s (file left untouched; last good state kept)", relpath, reason)
+            case br.Emit(event):
+                self.bus.publish(event.as_json())
+
+    def _track(self, relpath: str, key: str, digest: str) -> None:
+        stat = self._stats.pop(relpath, None) or files.stat(self.root / relpath)
+        if stat is not None:
+            record = FileRecord(key, digest, stat.size, stat.mtime_ns)
+            self.store.put_files([(relpath, record)])
+
+    def _write(self, effect: br.WriteFile, depth: int) -> None:
+        outcome = files.write_if(self.root, effect.relpath, effect.text, effect.expect)
+        if outcome is files.WriteOutcome.WRITTEN:
+            stat = files.stat(self.root / effect.relpath)
+            if stat is not None:
+                self._stats[effect.relpath] = stat
+            return
+        if outcome is files.WriteOutcome.UNSAFE:
+            log.warning("%s: leads outside the workspace; not written", effect.relpath)
+            return
+        if depth >= MAX_WRITE_RETRIES:
+            log.warning("%s: keeps changing under us; will retry on its next save", effect.relpath)
+            return
+        # The user saved after our last look: ingest their save first, then render again.
+        self.feed(effect.relpath)
+        self.execute(self.bridge.on_remote(effect.key, effect.origin), depth + 1)
+
+    def save_clock(self) -> None:
+        ms, counter = self.repo.writer.hlc.state()
+        self.store.set_meta(HLC_META, f"{ms},{counter}".encode())
+
+
+def _load_hlc(store: SqliteStore) -> tuple[int, int]:
+    raw = store.get_meta(HLC_META)
+    if raw is None:
+        return 0, 0
+    ms, counter = raw.decode().split(",")
+    return int(ms), int(counter)
+
+
+def _md_filter(root: Path) -> Callable[[watchfiles.Change, str], bool]:
+    def accept(_change: watchfiles.Change, raw_path: str) -> bool:
+        return items.is_item_path(root, Path(raw_path))
+
+    return accept
+
+
+@contextlib.contextmanager
+def _signals_set(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+@contextlib.asynccontextmanager
+async def running(root: Path, bus: EventBus | None = None) -> AsyncIterator[LocalNode]:
+    """A started node following ``root`` (init, lock, reconcile, watcher, timers, events)."""
+    workspace = init(root).workspace
+    config = workspace.load_config()
+    stop = asyncio.Event()
+    with DaemonLock(workspace.lock_path), SqliteStore(workspace.store_path) as store:
+        node = LocalNode(workspace, config, store, bus)
+        node.load()
+        node.reconcile()
+        async with serve_events(workspace.state_dir, node.bus) as socket_path:
+            node.events_socket = socket_path
+            async with asyncio.TaskGroup() as group:
+                group.create_task(_follow(node, stop))
+                try:
+                    await node.ready.wait()
+                    yield node
+                finally:
+                    stop.set()
+        node.save_clock()
+
+
+async def run(
+    root: Path,
+    *,
+    on_started: Callable[[Started], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """``worksync-p2p up``: run until SIGINT/SIGTERM (or ``stop``) arrives."""
+    stop = stop or asyncio.Event()
+    with _signals_set(stop):
+        async with running(root) as node:
+            if on_started is not None:
+                on_started(node.started())
+            await stop.wait()
+
+
+async def _follow(node: LocalNode, stop: asyncio.Event) -> None:
+    wake = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_watch(node, stop, wake))
+        group.create_task(_timers(node, stop, wake))
+        await stop.wait()
+        wake.set()
+
+
+async def _watch(node: LocalNode, stop: asyncio.Event, wake: asyncio.Event) -> None:
+    probe = node.workspace.state_dir / WATCH_PROBE
+    accept = _md_filter(node.root)
+
+    def accept_with_probe(change: watchfiles.Change, raw_path: str) -> bool:
+        return raw_path == str(probe) or accept(change, raw_path)
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_announce_ready(node, probe, stop))
+        async for changes in watchfiles.awatch(
+            node.root,
+            watch_filter=accept_with_probe,
+            step=node.config.watch_step_ms,
+            debounce=node.config.watch_debounce_ms,
+            stop_event=stop,
+            recursive=True,
+        ):
+            paths = {Path(raw) for _, raw in changes}
+            if probe in paths:
+                paths.discard(probe)
+                node.ready.set()
+            node.on_changes(paths)
+            wake.set()
+
+
+async def _announce_ready(node: LocalNode, probe: Path, stop: asyncio.Event) -> None:
+    """Touch a probe file until the watcher reports it: from then on no save is missed.
+
+    watchfiles has no "watching now" signal, and a save made before its watch is
+    registered would go unseen until the next one.
+    """
+    for _ in range(PROBE_TRIES):
+        if node.ready.is_set() or stop.is_set():
+            return
+        probe.write_bytes(b"")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(node.ready.wait(), PROBE_INTERVAL_S)
+    log.warning("the file watcher did not report its probe; saves may be seen late")
+    node.ready.set()
+
+
+async def _timers(node: LocalNode, stop: asyncio.Event, wake: asyncio.Event) -> None:
+    """Run the bridge's timers (delete grace, re-reads) at their deadlines."""
+    while not stop.is_set():
+        deadline = node.bridge.deadline_ms()
+        timeout = None if deadline is None else max(0.0, (deadline - now_ms()) / 1000)
+        wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout)
+        node.on_timer()

@@ -1,0 +1,175 @@
+"""The bridge state machine, driven directly (the node tests drive it through real files)."""
+
+from __future__ import annotations
+
+from worksync_p2p.core import bridge as b
+from worksync_p2p.core import codec
+from worksync_p2p.core.hlc import Hlc
+from worksync_p2p.core.itemdoc import Writer
+from worksync_p2p.core.repo import Repo
+
+TEXT = "---\nid: t1\nstatus: todo\ntags: [a]\n---\nbody line\n"
+
+
+def make_bridge(peer: str = "peer-a", client_id: int = 7) -> b.Bridge:
+    return b.Bridge(Repo(Writer(peer, Hlc(peer), 0), client_id))
+
+
+def kinds(effects: list[b.Effect]) -> list[str]:
+    return [type(e).__name__ for e in effects]
+
+
+def events(effects: list[b.Effect]) -> list[b.ItemEvent]:
+    return [e.event for e in effects if isinstance(e, b.Emit)]
+
+
+def test_a_new_file_becomes_an_item_with_a_created_event() -> None:
+    bridge = make_bridge()
+    effects = bridge.on_file("t1.md", TEXT.encode(), 1000)
+    assert kinds(effects) == ["Tracked", "Persist", "Emit"]
+    (event,) = events(effects)
+    assert (event.kind, event.key, event.path, event.origin) == ("created", "t1", "t1.md", "file")
+    assert event.fields == ("id", "status", "tags")
+
+
+def test_the_same_content_again_does_nothing() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    assert bridge.on_file("t1.md", TEXT.encode(), 1001) == []
+
+
+def test_an_edit_names_the_changed_fields() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    effects = bridge.on_file("t1.md", TEXT.replace("todo", "done").encode(), 2000)
+    (event,) = events(effects)
+    assert (event.kind, event.fields) == ("modified", ("status",))
+
+
+def test_bad_file_is_reported_once_and_the_last_good_state_stays() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    broken = b"---\nid: t1\nstatus: [unclosed\n---\n"
+    (report,) = bridge.on_file("t1.md", broken, 2000)
+    assert isinstance(report, b.Report)
+    assert report.relpath == "t1.md"
+    assert bridge.on_file("t1.md", broken, 2001) == []
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.render() == TEXT
+    fixed = TEXT.replace("todo", "fixed")
+    assert "Persist" in kinds(bridge.on_file("t1.md", fixed.encode(), 3000))
+    assert bridge.bad == {}
+
+
+def test_a_bad_file_is_not_overwritten_by_a_remote_change() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    bridge.on_file("t1.md", b"---\n: : :\n---\n", 2000)
+    assert bridge.on_remote("t1", "peer-b") == []
+
+
+def test_a_missing_file_is_deleted_only_after_the_grace_period() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    assert bridge.on_file("t1.md", None, 2000) == []
+    assert bridge.deadline_ms() == 2000 + bridge.delete_grace_ms
+    assert bridge.tick(2000 + bridge.delete_grace_ms - 1) == []
+    effects = bridge.tick(2000 + bridge.delete_grace_ms)
+    assert [e.kind for e in events(effects)] == ["deleted"]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert not item.alive()
+
+
+def test_delete_and_recreate_save_is_one_modification() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    bridge.on_file("t1.md", None, 2000)
+    effects = bridge.on_file("t1.md", TEXT.replace("todo", "done").encode(), 2010)
+    assert [e.kind for e in events(effects)] == ["modified"]
+    assert bridge.tick(10_000) == []
+
+
+def test_an_empty_read_of_a_full_item_is_read_again_before_it_counts() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    assert bridge.on_file("t1.md", b"", 2000) == []  # the truncate of an in-place save
+    assert bridge.tick(2000 + bridge.empty_grace_ms) == [b.Reread("t1.md")]
+    effects = bridge.on_file("t1.md", b"", 2200)  # still empty: the user emptied it
+    # with its id gone the file is a new, path-tracked item; the old one is deleted
+    assert [(e.kind, e.key) for e in events(effects)] == [
+        ("deleted", "t1"),
+        ("created", "path:t1.md"),
+    ]
+
+
+def test_an_empty_read_followed_by_the_real_content_ingests_only_the_content() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    bridge.on_file("t1.md", b"", 2000)
+    new = TEXT.replace("body line", "new body")
+    effects = bridge.on_file("t1.md", new.encode(), 2005)
+    assert [e.kind for e in events(effects)] == ["modified"]
+    assert bridge.tick(10_000) == []
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.render() == new
+
+
+def test_a_move_keeps_the_item() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    bridge.on_file("t1.md", None, 2000)
+    effects = bridge.on_file("sub/renamed.md", TEXT.encode(), 2001)
+    assert [e.kind for e in events(effects)] == ["renamed"]
+    assert bridge.tick(10_000) == []
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.path() == "sub/renamed.md"
+    assert item.alive()
+
+
+def test_a_second_file_with_the_same_id_is_reported_then_taken_when_the_first_goes() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    (report,) = bridge.on_file("copy.md", TEXT.encode(), 1001)
+    assert isinstance(report, b.Report)
+    assert "t1.md" in report.reason
+    bridge.on_file("t1.md", None, 2000)
+    effects = bridge.tick(5000)
+    assert b.Reread("copy.md") in effects
+
+
+def _remote_edit(bridge: b.Bridge, text: str, path: str = "t1.md") -> None:
+    """Another replica edits the item; its update lands in our repo."""
+    item = bridge.repo.get("t1")
+    assert item is not None
+    other = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
+    other.load("t1", item.doc.get_update())
+    update = other.ingest("t1", path, codec.parse(text.encode(), path), 3000).update
+    assert update is not None
+    item.apply_remote(update)
+
+
+def test_a_remote_change_writes_the_file_expecting_what_we_saw() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    before = bridge.disk.get("t1.md")
+    assert before is not None
+    new = TEXT.replace("todo", "remote")
+    _remote_edit(bridge, new)
+    effects = bridge.on_remote("t1", "peer-b")
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert write == b.WriteFile("t1.md", new, before.digest, "t1", "peer-b")
+    # the watcher reports our own write: nothing happens (no echo)
+    assert bridge.on_file("t1.md", new.encode(), 4000) == []
+    assert bridge.on_remote("t1", "peer-b") == []
+
+
+def test_an_unsafe_path_from_a_peer_is_never_written() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    _remote_edit(bridge, TEXT, path="../outside.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    assert [type(e) for e in effects] == [b.Report]
