@@ -293,6 +293,12 @@ def test_the_same_edit_made_on_two_replicas_lands_once() -> None:
     assert only_render(runs) == new
 
 
+def test_the_same_field_value_set_on_two_replicas_is_not_a_conflict() -> None:
+    new = edited(BASE, "status: todo", "status: done")
+    for replicas in two_edits(new, new):
+        assert all(list(r.item.field_conflicts()) == [] for r in replicas)
+
+
 def test_the_same_edit_on_two_replicas_reaches_a_third_once() -> None:
     new = edited(BASE, "# Title", "# Heading")
     (a, b, c) = start(["peer-a", "peer-b", "peer-c"], seed(BASE))

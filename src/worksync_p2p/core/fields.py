@@ -25,6 +25,7 @@ two); different additions both survive; removing deletes one cell only.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -47,6 +48,7 @@ _NODES = (MAP_NODE, LIST_NODE, ABSENT)
 GENESIS_PREFIX = "g:"
 
 
+@functools.lru_cache(maxsize=4096)
 def path_key(path: FieldPath) -> str:
     return values.dumps(list(path))
 
@@ -155,10 +157,12 @@ class FieldConflict:
 
 
 def conflicts(index: FieldIndex) -> Iterator[FieldConflict]:
+    """Fields with concurrent different values (the same value set twice is agreement)."""
     for path, cells in sorted(index.registers.items()):
-        if len(cells) > 1:
-            ordered = sorted(cells, key=lambda c: c.stamp, reverse=True)
-            yield FieldConflict(path, ordered[0], tuple(ordered[1:]))
+        ordered = sorted(cells, key=lambda c: c.stamp, reverse=True)
+        losers = tuple(c for c in ordered[1:] if c.value != ordered[0].value)
+        if losers:
+            yield FieldConflict(path, ordered[0], losers)
 
 
 def decode_cell_value(value: str) -> Any:
@@ -222,7 +226,8 @@ class FieldWriter:
         for cell in seen:
             del self._fields[cell.key]
         key = f"{path_key(path)}|{self._writer}"
-        self._fields[key] = values.dumps([stamp.ms, stamp.counter, order, json.loads(value)])
+        # ``value`` is canonical JSON text already: splice it in, no decode/encode.
+        self._fields[key] = f"[{stamp.ms},{stamp.counter},{order},{value}]"
 
     def _write_list(self, path: FieldPath, new: list[Any]) -> None:
         current = self._index.live_elements(path)
@@ -241,7 +246,7 @@ class FieldWriter:
                 element_id = self._element_id(text, taken)
                 taken.add(element_id)
                 key = f"{path_key(path)}#{element_id}"
-                self._fields[key] = values.dumps([lo, json.loads(text)])
+                self._fields[key] = f"[{values.dumps(lo)},{text}]"
 
     def _element_id(self, text: str, taken: set[str]) -> str:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -43,9 +43,14 @@ def decode(text: str) -> Value:
     return _from_json(json.loads(text))
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(data: Any) -> str:
     """The one JSON spelling used everywhere, so equal data gives equal text."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # One shared encoder: json.dumps with options builds a new one per call,
+    # which was a third of the cost of seeding an item.
+    return _ENCODER.encode(data)
 
 
 def to_json(value: Value) -> Any:
