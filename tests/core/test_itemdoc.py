@@ -17,6 +17,8 @@ from tests.core.replicas import (
     seed,
     start,
 )
+from pycrdt import Map
+
 from worksync_p2p.core import codec, values
 from worksync_p2p.core.hlc import Hlc
 from worksync_p2p.core.itemdoc import ItemDoc, Writer
@@ -338,3 +340,26 @@ def test_remote_field_change_touches_only_that_line() -> None:
     new = edited(text, "status: draft", "status: approved")
     flood([a, b], [(0, a.edit(new, 2000))])
     assert b.item.render() == new
+
+
+# -- hostile input -----------------------------------------------------------
+
+
+def test_cells_that_break_the_schema_are_ignored() -> None:
+    """A buggy or hostile client's cells never stop an item from rendering."""
+    (a, b) = start(["peer-a", "peer-b"], seed(BASE))
+    doc = b.item.doc
+    fields_map = doc.get("fields", type=Map)
+    meta = doc.get("meta", type=Map)
+    before = doc.get_state()
+    with doc.transaction():
+        fields_map['["status"]|evil'] = "not json"
+        fields_map['["status"]|evil2'] = "[1, 2]"
+        fields_map["[1]|evil3"] = "[9, 9, 0, 1]"
+        fields_map['["day"]|evil4'] = '[9, 9, 0, {"$date": 5}]'
+        fields_map['["tags"]#evil5'] = '["x", 1]'
+        meta["rev|evil6"] = '[9, 9, "not a dict"]'
+        meta["path|evil7"] = "[[], 1]"
+    a.receive(doc.get_update(before))
+    assert a.item.render() == BASE
+    assert a.item.path() == PATH

@@ -77,31 +77,45 @@ class FieldIndex:
     registers: dict[FieldPath, list[RegisterCell]] = field(default_factory=dict)
     elements: dict[FieldPath, list[ElementCell]] = field(default_factory=dict)
     children: dict[FieldPath, list[str]] = field(default_factory=dict)
+    malformed: int = 0
 
     @classmethod
     def read(cls, fields: Map[Any], active_genesis: str | None) -> FieldIndex:
         index = cls(active_genesis)
         for key, raw in fields.items():
-            index._add(key, raw)
+            try:
+                index._add(key, raw)
+            except (ValueError, IndexError, KeyError, TypeError, AttributeError):
+                # A cell that does not follow the schema came from a buggy or
+                # hostile client: it is not part of the item, and must not
+                # stop the item from rendering.
+                index.malformed += 1
         return index
 
     def _add(self, key: str, raw: str) -> None:
         split = key.rindex("]") + 1
         path = tuple(json.loads(key[:split]))
+        if not all(isinstance(part, str) for part in path):
+            raise TypeError("path parts must be strings")
         kind, rest = key[split], key[split + 1 :]
         data = json.loads(raw)
         if kind == "|":
             if self._dormant(rest):
                 return
             value = values.dumps(data[3])
-            cell = RegisterCell(key, Stamp(data[0], data[1], rest), data[2], value)
+            if value not in _NODES:
+                values.from_json(data[3])  # refuse a tag that does not decode
+            stamp = Stamp(int(data[0]), int(data[1]), rest)
+            cell = RegisterCell(key, stamp, int(data[2]), value)
             if path not in self.registers:
                 self.registers[path] = []
                 if path:
                     self.children.setdefault(path[:-1], []).append(path[-1])
             self.registers[path].append(cell)
-        elif not self._dormant(rest):
-            element = ElementCell(key, rest, data[0], values.dumps(data[1]))
+        elif kind == "#" and not self._dormant(rest):
+            position = [int(digit) for digit in data[0]]
+            values.from_json(data[1])
+            element = ElementCell(key, rest, position, values.dumps(data[1]))
             self.elements.setdefault(path, []).append(element)
 
     def _dormant(self, writer_or_element: str) -> bool:

@@ -154,8 +154,11 @@ class ItemDoc:
             writer = key[len(name) + 1 :]
             if writer.startswith(fields.GENESIS_PREFIX) and writer[2:] != active:
                 continue
-            data = values.decode(raw)
-            out.append(Register(key, Stamp(data[0], data[1], writer), data[2]))
+            try:
+                data = values.decode(raw)
+                out.append(Register(key, Stamp(int(data[0]), int(data[1]), writer), data[2]))
+            except (ValueError, IndexError, KeyError, TypeError):
+                continue  # not our schema: a buggy or hostile client wrote it; ignore it
         return out
 
     def path(self) -> str | None:
@@ -266,13 +269,13 @@ class ItemDoc:
         return self._repair_duplicates(genesis_before, texts_before)
 
     def _repair_duplicates(self, genesis: str, before: tuple[str, str]) -> bytes | None:
-        revs = [c.value for c in self._registers("rev") if c.value is not None]
+        revs = [c.value for c in self._registers("rev") if isinstance(c.value, dict)]
         if len(revs) < 2:
             return None
         head, body = self._texts(genesis)
         plan: list[tuple[Text, str, list[textdiff.Edit]]] = []
         for text, held, part in ((head, before[0], "h"), (body, before[1], "b")):
-            hashes = {rev[part] for rev in revs}
+            hashes = {str(rev.get(part)) for rev in revs}
             merged = str(text)
             if len(hashes) != 1 or merged == held or text_hash(held) not in hashes:
                 continue

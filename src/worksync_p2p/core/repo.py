@@ -69,6 +69,13 @@ class Repo:
         self._keep(key, item)
         return item
 
+    def encoded(self, key: str) -> bytes | None:
+        """The item's full state as one update, without bringing it to life."""
+        item = self._live.get(key)
+        if item is not None:
+            return item.doc.get_update()
+        return self._encoded.get(key)
+
     def _keep(self, key: str, item: ItemDoc) -> None:
         self._live[key] = item
         while len(self._live) > self.cache_size:
