@@ -121,7 +121,7 @@ class LocalNode:
             self.feed(relpath)
         gone = sorted(set(self._records) - seen)
         self.execute(self._gone_now(gone))
-        for key in list(self.repo.keys()):
+        for key in list(self.repo.item_keys()):
             if self.bridge.path_of(key) is None:
                 self.execute(self.bridge.on_remote(key, "store"))
         self.save_clock()

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from pycrdt import Map
 
 from tests.core.replicas import (
     PATH,
@@ -17,8 +18,6 @@ from tests.core.replicas import (
     seed,
     start,
 )
-from pycrdt import Map
-
 from worksync_p2p.core import codec, values
 from worksync_p2p.core.hlc import Hlc
 from worksync_p2p.core.itemdoc import ItemDoc, Writer

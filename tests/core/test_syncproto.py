@@ -63,7 +63,7 @@ class Link:
 
 def renders(repo: Repo) -> dict[str, str | None]:
     out = {}
-    for key in repo.keys():
+    for key in repo.item_keys():
         item = repo.get(key)
         assert item is not None
         out[key] = item.render()
@@ -73,7 +73,7 @@ def renders(repo: Repo) -> dict[str, str | None]:
 def test_equal_replicas_exchange_only_their_roots() -> None:
     a = make_repo("peer-a", 1, 1000)
     b = Repo(Writer("peer-b", Hlc("peer-b"), 0), 2)
-    for key in a.keys():
+    for key in a.item_keys():
         state = a.encoded(key)
         assert state is not None
         b.load(key, state)
@@ -89,13 +89,13 @@ def test_disjoint_replicas_end_with_the_union() -> None:
     link = Link(a, b)
     link.run()
     assert renders(a) == renders(b)
-    assert len(list(a.keys())) == 80
+    assert len(list(a.item_keys())) == 80
 
 
 def test_divergent_edits_of_shared_items_merge_both_ways() -> None:
     a = make_repo("peer-a", 1, 20)
     b = Repo(Writer("peer-b", Hlc("peer-b"), 0), 2)
-    for key in a.keys():
+    for key in a.item_keys():
         state = a.encoded(key)
         assert state is not None
         b.load(key, state)
@@ -111,7 +111,7 @@ def test_divergent_edits_of_shared_items_merge_both_ways() -> None:
 def test_a_small_difference_among_many_items_costs_little() -> None:
     a = make_repo("peer-a", 1, 2000)
     b = Repo(Writer("peer-b", Hlc("peer-b"), 0), 2)
-    for key in a.keys():
+    for key in a.item_keys():
         state = a.encoded(key)
         assert state is not None
         b.load(key, state)

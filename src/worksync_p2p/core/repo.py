@@ -48,7 +48,7 @@ class Repo:
     def __len__(self) -> int:
         return len(self._live) + len(self._encoded)
 
-    def keys(self) -> Iterator[str]:
+    def item_keys(self) -> Iterator[str]:
         yield from sorted([*self._live, *self._encoded])
 
     def load(self, key: str, state: bytes) -> None:

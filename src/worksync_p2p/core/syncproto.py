@@ -144,25 +144,28 @@ class PeerSync:
         """Handle one message: what to send back, and the updates to apply."""
         self.now_ms = self.last_heard_ms = now_ms
         kind, fields = decode(message)
+        if kind in (Kind.SYNC2, Kind.UPDATE):
+            key_raw, update = _fields(kind, fields, 2)
+            key = _key(key_raw)
+            self.asked.discard(key)
+            return [], [Received(key, update)]
+        return self._reply(kind, fields), []
+
+    def _reply(self, kind: Kind, fields: list[bytes]) -> list[bytes]:
         match kind:
             case Kind.ROOT:
-                return self._on_root(_fields(kind, fields, 1)[0]), []
+                return self._on_root(_fields(kind, fields, 1)[0])
             case Kind.BUCKETS:
-                return self._on_buckets(fields), []
+                return self._on_buckets(fields)
             case Kind.KEYS:
-                return self._on_keys(fields), []
+                return self._on_keys(fields)
             case Kind.SYNC1:
                 key_raw, vector = _fields(kind, fields, 2)
-                return self._on_sync1(_key(key_raw), vector), []
-            case Kind.SYNC2 | Kind.UPDATE:
-                key_raw, update = _fields(kind, fields, 2)
-                key = _key(key_raw)
-                self.asked.discard(key)
-                return [], [Received(key, update)]
+                return self._on_sync1(_key(key_raw), vector)
             case Kind.PING:
-                return self._sent([encode(Kind.PONG, *fields[:1])]), []
-            case Kind.PONG:
-                return [], []
+                return self._sent([encode(Kind.PONG, *fields[:1])])
+            case _:
+                return []
 
     def _on_root(self, root: bytes) -> list[bytes]:
         if root == self.items.digests.root():
@@ -229,7 +232,7 @@ class RepoItems:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
         self._digests = dg.DigestIndex()
-        for key in repo.keys():
+        for key in repo.item_keys():
             self.refresh(key)
 
     @property
