@@ -67,6 +67,14 @@ def inside(root: Path, path: Path) -> bool:
     return real_parent == real_root or real_parent.startswith(real_root + os.sep)
 
 
+def _deepest_existing(path: Path) -> Path:
+    """``path`` itself if its folder exists, else a child of its deepest existing ancestor."""
+    probe = path
+    while not probe.parent.exists() and probe.parent != probe:
+        probe = probe.parent
+    return probe
+
+
 def _current_digest(path: Path) -> str | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -79,8 +87,12 @@ def _current_digest(path: Path) -> str | None:
 def write_if(root: Path, relpath: str, text: str, expect: str | None) -> WriteOutcome:
     """Atomically replace ``relpath`` with ``text`` if it still hashes to ``expect``."""
     path = root / relpath
+    # Check before creating folders: a symlinked folder must not make us
+    # create anything outside the workspace.
+    if not inside(root, _deepest_existing(path)) or path.is_symlink():
+        return WriteOutcome.UNSAFE
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not inside(root, path) or path.is_symlink():
+    if not inside(root, path):
         return WriteOutcome.UNSAFE
     if _current_digest(path) != expect:
         return WriteOutcome.CHANGED

@@ -162,6 +162,25 @@ class Bridge:
     suspect_empty: dict[str, int] = field(default_factory=dict)
     confirmed_empty: set[str] = field(default_factory=set)
     duplicates: dict[str, str] = field(default_factory=dict)
+    base: dict[str, bytes] = field(default_factory=dict)
+
+    # -- remote changes arriving ----------------------------------------------
+
+    def before_remote(self, key: str) -> None:
+        """Call before applying a peer's update: remember the state the file matches.
+
+        Until the file is rewritten, a save the user makes is based on that
+        state, not on the merged one; ingesting it against the merged state
+        would undo the peer's change.
+        """
+        if key not in self.base and self.disk.path_of(key) is not None:
+            state = self.repo.encoded(key)
+            if state is not None:
+                self.base[key] = state
+
+    def wrote(self, key: str) -> None:
+        """The file now holds the document's state again."""
+        self.base.pop(key, None)
 
     # -- timers ------------------------------------------------------------
 
@@ -245,7 +264,11 @@ class Bridge:
         item = self.repo.get(key)
         before = item.frontmatter() if item is not None and item.alive() else None
         old_path = item.path() if item is not None else None
-        result = self.repo.ingest(key, relpath, parsed, now_ms)
+        base = self.base.pop(key, None)
+        if base is not None:
+            result = self.repo.ingest_from(key, relpath, parsed, now_ms, base)
+        else:
+            result = self.repo.ingest(key, relpath, parsed, now_ms)
         self.disk.set(relpath, FileRecord(key, digest))
         effects.append(Tracked(relpath, key, digest))
         if result.update is not None:
@@ -253,6 +276,9 @@ class Bridge:
             kind = _kind(before, old_path, relpath)
             changed = _changed_fields(before, parsed.fields or {})
             effects.append(Emit(ItemEvent(kind, key, relpath, changed, FILE_ORIGIN)))
+        if base is not None:
+            # Merged with changes the file had not seen: write the merge back.
+            effects += self.on_remote(key, FILE_ORIGIN)
         return effects
 
     def _file_gone(self, relpath: str, now_ms: int) -> list[Effect]:
@@ -309,7 +335,9 @@ class Bridge:
         digest = content_hash(data)
         effects: list[Effect] = []
         record = self.disk.get(relpath)
-        if record is None or record.digest != digest:
+        if record is not None and record.digest == digest:
+            self.base.pop(key, None)
+        else:
             expect = record.digest if record else None
             effects.append(WriteFile(relpath, text, expect, key, origin))
             self.disk.set(relpath, FileRecord(key, digest))

@@ -14,6 +14,7 @@ different operations.
 
 from __future__ import annotations
 
+import random
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from worksync_p2p.core import codec
 from worksync_p2p.core.itemdoc import ItemDoc, Writer, genesis_update
 
 DEFAULT_CACHE_SIZE = 512
+CLIENT_ID_BITS = 32
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,16 @@ class Ingested:
 
 class Repo:
     def __init__(
-        self, writer: Writer, client_id: int, cache_size: int = DEFAULT_CACHE_SIZE
+        self,
+        writer: Writer,
+        client_id: int,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        rng: random.Random | None = None,
     ) -> None:
         assert cache_size > 0
         self.writer = writer
         self.client_id = client_id
+        self.rng = rng or random.Random(client_id)
         self.cache_size = cache_size
         self._encoded: dict[str, bytes] = {}
         self._live: OrderedDict[str, ItemDoc] = OrderedDict()
@@ -69,6 +76,13 @@ class Repo:
         self._keep(key, item)
         return item
 
+    def adopt(self, key: str, update: bytes) -> ItemDoc:
+        """A new item that arrived from a peer; raises ValueError if the update is garbage."""
+        item = ItemDoc.new(self.client_id)
+        item.doc.apply_update(update)
+        self._keep(key, item)
+        return item
+
     def encoded(self, key: str) -> bytes | None:
         """The item's full state as one update, without bringing it to life."""
         item = self._live.get(key)
@@ -94,6 +108,27 @@ class Repo:
             item.doc.apply_update(update)
             return Ingested(key, update, created=True)
         return Ingested(key, item.ingest(parsed, relpath, self.writer), created=False)
+
+    def ingest_from(
+        self, key: str, relpath: str, parsed: codec.ParsedItem, now_ms: int, base: bytes
+    ) -> Ingested:
+        """Ingest a file that was saved on top of ``base``, an older state of the item.
+
+        The save is diffed against ``base`` in a fork and the fork's operations
+        merged in, so changes that arrived since ``base`` survive (a three-way
+        merge done by the CRDT). The fork gets a fresh client id: our own id may
+        have written operations after ``base`` that the fork does not know.
+        """
+        item = self.get(key)
+        if item is None:
+            return self.ingest(key, relpath, parsed, now_ms)
+        fork = ItemDoc.new(self.rng.getrandbits(CLIENT_ID_BITS))
+        fork.doc.apply_update(base)
+        self.writer.now_ms = now_ms
+        update = fork.ingest(parsed, relpath, self.writer)
+        if update is not None:
+            item.doc.apply_update(update)
+        return Ingested(key, update, created=False)
 
     def delete(self, key: str, now_ms: int) -> bytes | None:
         item = self.get(key)
