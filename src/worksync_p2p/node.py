@@ -21,11 +21,13 @@ import watchfiles
 from worksync_p2p import items
 from worksync_p2p.adapters import files
 from worksync_p2p.adapters.eventsock import EventBus, serve_events
+from worksync_p2p.adapters.peering import Peering
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core import bridge as br
 from worksync_p2p.core.hlc import Hlc
 from worksync_p2p.core.itemdoc import Writer
 from worksync_p2p.core.repo import Repo
+from worksync_p2p.core.syncproto import RepoItems
 from worksync_p2p.daemonlock import DaemonLock
 from worksync_p2p.ports import FileRecord
 from worksync_p2p.workspace import Config, Workspace, init
@@ -51,6 +53,7 @@ class Started:
     items: int
     bad_files: int
     events_socket: Path | None
+    address: str | None
 
 
 def now_ms() -> int:
@@ -74,30 +77,50 @@ class LocalNode:
         self.bus = bus or EventBus()
         self.peer_id = workspace.load_identity().peer_id
         clock = Hlc(self.peer_id, *_load_hlc(store))
-        client_id = random.SystemRandom().getrandbits(CLIENT_ID_BITS)
-        self.repo = Repo(Writer(self.peer_id, clock, 0), client_id)
+        rng = random.Random(random.SystemRandom().getrandbits(64))
+        client_id = rng.getrandbits(CLIENT_ID_BITS)
+        self.repo = Repo(Writer(self.peer_id, clock, 0), client_id, rng=rng)
         self.bridge = br.Bridge(self.repo, max_item_bytes=config.max_item_bytes)
         self._stats: dict[str, files.Stat] = {}
         self.events_socket: Path | None = None
+        self.on_local_update: Callable[[str, bytes], None] | None = None
+        self.address: str | None = None
+        self.peering: Peering | None = None
+        self._items: RepoItems | None = None
         self.ready = asyncio.Event()
 
     def started(self) -> Started:
         count = len(self.bridge.disk)
-        return Started(self.root, self.peer_id, count, len(self.bridge.bad), self.events_socket)
+        return Started(
+            self.root, self.peer_id, count, len(self.bridge.bad), self.events_socket, self.address
+        )
 
     def receive(self, key: str, update: bytes, origin: str) -> None:
-        """A peer's update for one item: apply, persist, repair, write the file."""
+        """A peer's update for one item: apply, persist, repair, write the file.
+
+        Raises ValueError for an update that does not decode; nothing is kept then.
+        """
+        self.bridge.before_remote(key)
         item = self.repo.get(key)
         if item is None:
-            self.repo.load(key, update)
-            item = self.repo.get(key)
-            assert item is not None
+            self.repo.adopt(key, update)
         else:
             repair = item.apply_remote(update)
             if repair is not None:
-                self.store.append(key, repair)
+                self._local_update(key, repair)
         self.store.append(key, update)
         self.execute(self.bridge.on_remote(key, origin))
+
+    def _local_update(self, key: str, update: bytes) -> None:
+        self.store.append(key, update)
+        if self.on_local_update is not None:
+            self.on_local_update(key, update)
+
+    @property
+    def items(self) -> RepoItems:
+        if self._items is None:
+            self._items = RepoItems(self.repo)
+        return self._items
 
     # -- start-up ----------------------------------------------------------
 
@@ -110,30 +133,25 @@ class LocalNode:
 
     def reconcile(self) -> int:
         """Bring documents and folder together after a stop (edits, moves, deletes)."""
-        seen: set[str] = set()
-        for path in items.iter_item_files(self.root):
-            relpath = items.relpath_of(self.root, path)
-            seen.add(relpath)
+        present = {
+            items.relpath_of(self.root, path): path for path in items.iter_item_files(self.root)
+        }
+        now = now_ms()
+        # Files gone while we were stopped wait as pending deletes first, so a
+        # file that moved is found as a rename when its new path is read.
+        for relpath in sorted(set(self._records) - set(present)):
+            self.execute(self.bridge.on_file(relpath, None, now))
+        for relpath, path in present.items():
             stat = files.stat(path)
             record = self._records.get(relpath)
-            if stat is not None and record is not None and stat.matches(record):
-                continue
-            self.feed(relpath)
-        gone = sorted(set(self._records) - seen)
-        self.execute(self._gone_now(gone))
+            if stat is None or record is None or not stat.matches(record):
+                self.feed(relpath)
+        self.execute(self.bridge.tick(now_ms() + self.bridge.delete_grace_ms))
         for key in list(self.repo.item_keys()):
             if self.bridge.path_of(key) is None:
                 self.execute(self.bridge.on_remote(key, "store"))
         self.save_clock()
-        return len(seen) - len(self.bridge.bad)
-
-    def _gone_now(self, relpaths: Iterable[str]) -> list[br.Effect]:
-        """Files removed while we were stopped: no grace period to wait out."""
-        effects: list[br.Effect] = []
-        now = now_ms()
-        for relpath in relpaths:
-            effects += self.bridge.on_file(relpath, None, now)
-        return effects + self.bridge.tick(now + self.bridge.delete_grace_ms)
+        return len(present) - len(self.bridge.bad)
 
     # -- inputs ------------------------------------------------------------
 
@@ -166,7 +184,7 @@ class LocalNode:
     def _execute_one(self, effect: br.Effect, depth: int) -> None:
         match effect:
             case br.Persist(key, update):
-                self.store.append(key, update)
+                self._local_update(key, update)
             case br.Tracked(relpath, key, digest):
                 self._track(relpath, key, digest)
             case br.Untracked(relpath):
@@ -191,6 +209,7 @@ class LocalNode:
     def _write(self, effect: br.WriteFile, depth: int) -> None:
         outcome = files.write_if(self.root, effect.relpath, effect.text, effect.expect)
         if outcome is files.WriteOutcome.WRITTEN:
+            self.bridge.wrote(effect.key)
             stat = files.stat(self.root / effect.relpath)
             if stat is not None:
                 self._stats[effect.relpath] = stat
@@ -240,17 +259,45 @@ def _signals_set(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+@dataclass(frozen=True)
+class NetOptions:
+    """Where to listen and whom to dial; ``enabled=False`` runs the folder alone."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 0
+    peers: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: Config) -> NetOptions:
+        return cls(True, config.listen_host, config.listen_port, tuple(config.peers))
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 @contextlib.asynccontextmanager
-async def running(root: Path, bus: EventBus | None = None) -> AsyncIterator[LocalNode]:
-    """A started node following ``root`` (init, lock, reconcile, watcher, timers, events)."""
+async def running(
+    root: Path,
+    bus: EventBus | None = None,
+    net: NetOptions | None = None,
+    on_peer: Callable[[str, str], None] | None = None,
+) -> AsyncIterator[LocalNode]:
+    """A started node following ``root`` (init, lock, reconcile, watcher, timers, events, peers)."""
     workspace = init(root).workspace
     config = workspace.load_config()
+    net = net or NetOptions(enabled=False)
     stop = asyncio.Event()
     with DaemonLock(workspace.lock_path), SqliteStore(workspace.store_path) as store:
         node = LocalNode(workspace, config, store, bus)
         node.load()
         node.reconcile()
-        async with serve_events(workspace.state_dir, node.bus) as socket_path:
+        async with (
+            serve_events(workspace.state_dir, node.bus) as socket_path,
+            _peering(node, net, on_peer),
+        ):
             node.events_socket = socket_path
             async with asyncio.TaskGroup() as group:
                 group.create_task(_follow(node, stop))
@@ -262,16 +309,51 @@ async def running(root: Path, bus: EventBus | None = None) -> AsyncIterator[Loca
         node.save_clock()
 
 
+@contextlib.asynccontextmanager
+async def _peering(
+    node: LocalNode, net: NetOptions, on_peer: Callable[[str, str], None] | None
+) -> AsyncIterator[None]:
+    if not net.enabled:
+        yield
+        return
+
+    def peer_changed(peer_id: str, what: str) -> None:
+        node.bus.publish({"event": "peer", "peer": peer_id, "state": what})
+        if on_peer is not None:
+            on_peer(peer_id, what)
+
+    identity = node.workspace.load_identity()
+    peering = Peering(node, identity, node.workspace.load_secret(), on_change=peer_changed)
+    node.items.refresh_all()
+
+    def local_update(key: str, update: bytes) -> None:
+        node.items.refresh(key)
+        peering.broadcast(key, update)
+
+    node.on_local_update = local_update
+    node.address = f"{net.host}:{await peering.listen(net.host, net.port)}"
+    for address in net.peers:
+        peering.dial_forever(*split_address(address))
+    node.peering = peering
+    try:
+        yield
+    finally:
+        node.on_local_update = None
+        await peering.close()
+
+
 async def run(
     root: Path,
     *,
     on_started: Callable[[Started], None] | None = None,
     stop: asyncio.Event | None = None,
+    net: NetOptions | None = None,
+    on_peer: Callable[[str, str], None] | None = None,
 ) -> None:
     """``worksync-p2p up``: run until SIGINT/SIGTERM (or ``stop``) arrives."""
     stop = stop or asyncio.Event()
     with _signals_set(stop):
-        async with running(root) as node:
+        async with running(root, net=net, on_peer=on_peer) as node:
             if on_started is not None:
                 on_started(node.started())
             await stop.wait()

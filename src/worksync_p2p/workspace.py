@@ -144,15 +144,32 @@ class InitResult:
     created_paths: tuple[Path, ...] = ()
 
 
-def init(root: Path) -> InitResult:
-    """Create the workspace at ``root`` (or complete it), then validate all of it."""
+def init(root: Path, secret: bytes | None = None) -> InitResult:
+    """Create the workspace at ``root`` (or complete it), then validate all of it.
+
+    ``secret`` (from an invitation) makes the workspace a member of that group;
+    a workspace that already has a different secret is refused, never rewritten.
+    """
     workspace = Workspace(Path(root).absolute())
+    if (
+        secret is not None
+        and workspace.secret_path.exists()
+        and workspace.load_secret() != secret
+    ):
+        raise WorkspaceError(
+            f"{workspace.root} already belongs to another workspace group; "
+            "join into a new folder instead"
+        )
     _make_directory(workspace.root, mode=None)
     state_created = _make_directory(workspace.state_dir, mode=STATE_DIR_MODE)
     new_files: list[tuple[Path, Callable[[], bytes], int]] = [
         (workspace.gitignore_path, lambda: b"*\n", PUBLIC_FILE_MODE),
         (workspace.config_path, DEFAULT_CONFIG_TEXT.encode, PUBLIC_FILE_MODE),
-        (workspace.secret_path, _random_secret, identity_files.KEY_FILE_MODE),
+        (
+            workspace.secret_path,
+            (lambda: secret) if secret is not None else _random_secret,
+            identity_files.KEY_FILE_MODE,
+        ),
         (workspace.identity_path, _random_seed, identity_files.KEY_FILE_MODE),
     ]
     created_paths = [workspace.state_dir] if state_created else []

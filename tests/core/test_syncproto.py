@@ -28,6 +28,8 @@ class Link:
     def __init__(self, a: Repo, b: Repo) -> None:
         self.repos = (a, b)
         self.items = (sp.RepoItems(a), sp.RepoItems(b))
+        for items in self.items:
+            items.refresh_all()
         self.sessions = (sp.PeerSync(self.items[0], 0), sp.PeerSync(self.items[1], 0))
         self.bytes_sent = 0
         self.messages = 0

@@ -232,7 +232,9 @@ class RepoItems:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
         self._digests = dg.DigestIndex()
-        for key in repo.item_keys():
+
+    def refresh_all(self) -> None:
+        for key in self.repo.item_keys():
             self.refresh(key)
 
     @property

@@ -1,0 +1,292 @@
+"""Peers over aiohttp WebSockets: handshake, encrypted frames, the sync protocol.
+
+One WebSocket per pair of peers carries every item. Each binary WebSocket
+message is one handshake message, then one sealed frame. Anything wrong from
+a peer (a failed handshake, a frame that does not open, a protocol error, an
+update that does not decode, silence past the heartbeat limit) closes that
+connection with one logged line naming the peer; the node and every other
+connection carry on.
+
+Two peers that dial each other at once end with one connection: the
+connection dialled by the peer with the smaller peer id is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+
+from worksync_p2p.core import frames, handshake
+from worksync_p2p.core import syncproto as sp
+from worksync_p2p.identity import Identity
+
+log = logging.getLogger(__name__)
+
+PATH = "/worksync"
+HANDSHAKE_TIMEOUT_S = 5.0
+MAX_MESSAGE_BYTES = frames.MAX_FRAME_BYTES + 1024
+RECONNECT_MIN_S = 0.2
+RECONNECT_MAX_S = 10.0
+OUTBOX_MAX = 100_000
+
+
+def now_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+class Replica(Protocol):
+    """What peering needs from the node (``LocalNode`` provides it)."""
+
+    @property
+    def items(self) -> sp.RepoItems: ...
+
+    def receive(self, key: str, update: bytes, origin: str) -> None: ...
+
+
+@dataclass
+class Link:
+    peer_id: str
+    address: str
+    initiator_id: str
+    ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+    session: frames.Session
+    sync: sp.PeerSync
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    outbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(OUTBOX_MAX))
+
+    def send(self, messages: list[bytes]) -> None:
+        """Queue messages; one writer seals and sends them, so frame counters stay in order."""
+        for message in messages:
+            try:
+                self.outbox.put_nowait(message)
+            except asyncio.QueueFull:
+                raise ConnectionError(f"peer fell {OUTBOX_MAX} messages behind") from None
+
+    async def write_forever(self) -> None:
+        while True:
+            message = await self.outbox.get()
+            await self.ws.send_bytes(self.session.seal(message))
+
+
+class Peering:
+    def __init__(
+        self,
+        replica: Replica,
+        identity: Identity,
+        secret: bytes,
+        is_allowed: Callable[[str], bool] = lambda _peer: True,
+        on_change: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.replica = replica
+        self.identity = identity
+        self.secret = secret
+        self.is_allowed = is_allowed
+        self.on_change = on_change or (lambda _peer, _what: None)
+        self.links: dict[str, Link] = {}
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._stopping = False
+
+    # -- serving -----------------------------------------------------------
+
+    async def listen(self, host: str, port: int) -> int:
+        app = web.Application()
+        app.router.add_get(PATH, self._accept)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = self._runner.addresses
+        assert bound, "the listener has no address"
+        self.port = int(bound[0][1])
+        return self.port
+
+    async def _accept(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None)
+        await ws.prepare(request)
+        address = request.remote or "?"
+        responder = handshake.Responder(self.identity, self.secret, os.urandom, self.is_allowed)
+        await self._serve(ws, responder, address, initiator=False)
+        return ws
+
+    # -- dialling ----------------------------------------------------------
+
+    def dial_forever(self, host: str, port: int) -> None:
+        """Keep a connection to a static peer, reconnecting with jittered backoff."""
+        self._spawn(self._dial_loop(host, port))
+
+    async def _dial_loop(self, host: str, port: int) -> None:
+        delay = RECONNECT_MIN_S
+        rng = random.Random()
+        while not self._stopping:
+            started = time.monotonic()
+            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                await self.dial(host, port)
+            if time.monotonic() - started > RECONNECT_MAX_S:
+                delay = RECONNECT_MIN_S  # it was up for a while: start over quickly
+            await asyncio.sleep(delay * (0.5 + rng.random()))
+            delay = min(delay * 2, RECONNECT_MAX_S)
+
+    async def dial(self, host: str, port: int) -> None:
+        """One connection attempt; returns when that connection ends."""
+        async with (
+            aiohttp.ClientSession() as client,
+            client.ws_connect(
+                f"http://{host}:{port}{PATH}",
+                max_msg_size=MAX_MESSAGE_BYTES,
+                timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+            ) as ws,
+        ):
+            initiator = handshake.Initiator(self.identity, self.secret, os.urandom, self.is_allowed)
+            await ws.send_bytes(initiator.start())
+            await self._serve(ws, initiator, f"{host}:{port}", initiator=True)
+
+    # -- one connection ------------------------------------------------------
+
+    async def _serve(
+        self,
+        ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+        shake: handshake.Initiator | handshake.Responder,
+        address: str,
+        *,
+        initiator: bool,
+    ) -> None:
+        try:
+            link = await asyncio.wait_for(
+                self._handshake(ws, shake, address, initiator), HANDSHAKE_TIMEOUT_S
+            )
+        except (handshake.HandshakeError, TimeoutError, ConnectionError) as error:
+            log.warning("peer at %s: handshake failed: %s", address, error)
+            await ws.close()
+            return
+        if link is None:
+            await ws.close()
+            return
+        try:
+            await self._run_link(link)
+        except (sp.ProtocolError, frames.FrameError, ValueError, ConnectionError) as error:
+            log.warning("peer %s (%s): closing: %s", link.peer_id, address, error)
+        finally:
+            await self._drop(link)
+
+    async def _handshake(
+        self,
+        ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+        shake: handshake.Initiator | handshake.Responder,
+        address: str,
+        initiator: bool,
+    ) -> Link | None:
+        while not shake.done:
+            message = await ws.receive()
+            if message.type != aiohttp.WSMsgType.BINARY:
+                raise ConnectionError(f"connection ended during handshake ({message.type.name})")
+            for reply in shake.receive(message.data):
+                await ws.send_bytes(reply)
+        assert shake.session is not None
+        assert shake.peer_id is not None
+        peer_id = shake.peer_id
+        initiator_id = self.identity.peer_id if initiator else peer_id
+        sync = sp.PeerSync(self.replica.items, now_ms())
+        link = Link(peer_id, address, initiator_id, ws, shake.session, sync)
+        return link if self._register(link) else None
+
+    def _register(self, link: Link) -> bool:
+        """Keep one connection per peer: the one dialled by the smaller peer id."""
+        if link.peer_id == self.identity.peer_id:
+            log.info("%s is ourselves; not connecting", link.address)
+            return False
+        existing = self.links.get(link.peer_id)
+        if existing is not None:
+            preferred = min(self.identity.peer_id, link.peer_id)
+            if existing.initiator_id == preferred or link.initiator_id != preferred:
+                return False
+            self._spawn(existing.ws.close())
+        self.links[link.peer_id] = link
+        self.on_change(link.peer_id, f"joined from {link.address}")
+        return True
+
+    async def _run_link(self, link: Link) -> None:
+        writer = asyncio.ensure_future(link.write_forever())
+        heartbeat = asyncio.ensure_future(self._heartbeat(link))
+        try:
+            link.send(link.sync.start())
+            async for message in link.ws:
+                if message.type != aiohttp.WSMsgType.BINARY:
+                    break
+                replies, received = link.sync.receive(link.session.open(message.data), now_ms())
+                link.send(replies)
+                for got in received:
+                    self._apply(link, got)
+        finally:
+            link.closed.set()
+            for task in (writer, heartbeat):
+                task.cancel()
+            await asyncio.gather(writer, heartbeat, return_exceptions=True)
+
+    def _apply(self, link: Link, got: sp.Received) -> None:
+        before = self.replica.items.digests.get(got.key)
+        self.replica.receive(got.key, got.update, link.peer_id)
+        self.replica.items.refresh(got.key)
+        if self.replica.items.digests.get(got.key) != before:
+            # Pass it on: peers that do not see each other still converge through us.
+            self.broadcast(got.key, got.update, skip=link.peer_id)
+
+    async def _heartbeat(self, link: Link) -> None:
+        while not link.closed.is_set():
+            delay_s = max(0.0, (link.sync.deadline_ms() - now_ms()) / 1000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(link.closed.wait(), delay_s)
+            if link.closed.is_set():
+                return
+            try:
+                link.send(link.sync.tick(now_ms()))
+            except (sp.ProtocolError, ConnectionError) as error:
+                log.warning("peer %s: closing: %s", link.peer_id, error)
+                await link.ws.close()
+                return
+
+    async def _drop(self, link: Link) -> None:
+        link.closed.set()
+        await link.ws.close()
+        if self.links.get(link.peer_id) is link:
+            del self.links[link.peer_id]
+            self.on_change(link.peer_id, "left")
+
+    # -- outgoing ------------------------------------------------------------
+
+    def broadcast(self, key: str, update: bytes, skip: str | None = None) -> None:
+        for link in list(self.links.values()):
+            if link.peer_id == skip:
+                continue
+            try:
+                link.send(link.sync.local_update(key, update, now_ms()))
+            except ConnectionError as error:
+                log.warning("peer %s: closing: %s", link.peer_id, error)
+                self._spawn(link.ws.close())
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        self._stopping = True
+        for link in list(self.links.values()):
+            await link.ws.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2.0)
+        if self._runner is not None:
+            await self._runner.cleanup()
