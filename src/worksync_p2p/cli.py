@@ -34,6 +34,7 @@ from worksync_p2p.adapters.sqlite_store import StoreError
 from worksync_p2p.core.codec import ItemError
 from worksync_p2p.daemonlock import AlreadyRunningError
 from worksync_p2p.identity import KeyFileError
+from worksync_p2p.invite import InviteError
 from worksync_p2p.workspace import (
     DEFAULT_ROOT,
     InitResult,
@@ -88,6 +89,7 @@ _ERROR_CODES: tuple[tuple[type[Exception], ExitCode], ...] = (
     (WorkspaceNotFoundError, ExitCode.NOT_FOUND),
     (AlreadyRunningError, ExitCode.ALREADY_RUNNING),
     (ItemError, ExitCode.BAD_INPUT),
+    (InviteError, ExitCode.BAD_INPUT),
     (StoreError, ExitCode.ERROR),
     (InvalidWorkspaceFileError, ExitCode.BAD_INPUT),
     (KeyFileError, ExitCode.BAD_INPUT),
@@ -177,7 +179,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help=f"folder of work items, created if missing (default: ./{DEFAULT_ROOT})",
     )
+    command.add_argument("--host", help="address to listen on (default from config: 0.0.0.0)")
+    command.add_argument("--port", type=int, help="port to listen on; 0 picks a free one")
+    command.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="dial this peer (repeatable; also `peers` in config.toml)",
+    )
+    command.add_argument(
+        "--local-only", action="store_true", help="follow the folder without syncing with peers"
+    )
     command.set_defaults(handler=_cmd_up)
+
+    command = _add_command(commands, "invite", "print a code that lets another machine join")
+    add_workspace_option(command)
+    command.set_defaults(handler=_cmd_invite)
+
+    command = _add_command(commands, "join", "create a workspace that belongs to an invitation")
+    command.add_argument("code", metavar="CODE", help="the code `worksync-p2p invite` printed")
+    command.add_argument(
+        "dir",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_ROOT,
+        metavar="DIR",
+        help=f"folder of work items (default: ./{DEFAULT_ROOT})",
+    )
+    command.set_defaults(handler=_cmd_join)
 
     command = _add_command(
         commands, "events", "print item changes of the running peer live, as JSON lines"
@@ -325,7 +355,31 @@ def _init_summary(result: InitResult) -> dict[str, object]:
 
 
 def _cmd_up(args: argparse.Namespace) -> ExitCode:
-    commands.up(args.dir, json_output=args.json)
+    net = commands.net_options(args.dir, args.host, args.port, args.peer, args.local_only)
+    commands.up(args.dir, json_output=args.json, net=net)
+    return ExitCode.OK
+
+
+def _cmd_invite(args: argparse.Namespace) -> ExitCode:
+    invitation = commands.invite(args.workspace)
+    if args.json:
+        emit_json(invitation)
+    else:
+        print(invitation["code"])
+        sys.stderr.write(
+            "This code carries the workspace secret: anyone who has it can join. "
+            "Send it over a channel you trust.\n"
+        )
+    return ExitCode.OK
+
+
+def _cmd_join(args: argparse.Namespace) -> ExitCode:
+    joined = commands.join(args.code, args.dir)
+    if args.json:
+        emit_json(joined)
+    else:
+        print(f"Joined: {joined['path']} (peer id {joined['peer_id']})")
+        print(f"Start it with: worksync-p2p up {joined['path']}")
     return ExitCode.OK
 
 

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import random
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core import codec, values
 from worksync_p2p.core.itemdoc import ItemDoc
 from worksync_p2p.core.report import conflicts_of
-from worksync_p2p.workspace import Config, WorkspaceNotFoundError, open_workspace
+from worksync_p2p.invite import Invitation, parse_code
+from worksync_p2p.workspace import Config, WorkspaceNotFoundError, init, open_workspace
 
 
 @dataclass(frozen=True)
@@ -117,36 +119,108 @@ def conflict_rows(found: list[dict[str, Any]]) -> list[dict[str, str]]:
     ]
 
 
-def up(root: Path, *, json_output: bool) -> None:
+def _say(json_output: bool, event: dict[str, Any], text: str) -> None:
+    print(json.dumps(event) if json_output else f"worksync-p2p: {text}", flush=True)
+
+
+def up(root: Path, *, json_output: bool, net: node.NetOptions) -> None:
     def started(info: node.Started) -> None:
-        if json_output:
-            print(
-                json.dumps(
-                    {
-                        "event": "started",
-                        "path": str(info.root),
-                        "peer_id": info.peer_id,
-                        "items": info.items,
-                        "bad_files": info.bad_files,
-                        "network": "local-only",
-                    }
-                ),
-                flush=True,
-            )
-            return
-        print(
-            f"worksync-p2p: peer {info.peer_id} serving {info.root} "
+        event = {
+            "event": "started",
+            "path": str(info.root),
+            "peer_id": info.peer_id,
+            "items": info.items,
+            "bad_files": info.bad_files,
+            "address": info.address,
+            "peers": list(net.peers),
+        }
+        _say(
+            json_output,
+            event,
+            f"peer {info.peer_id} serving {info.root} "
             f"({info.items} items, {info.bad_files} unreadable)",
-            flush=True,
         )
-        print(
-            "worksync-p2p: local workspace only: syncing with other peers is not implemented yet",
-            flush=True,
+        if not json_output:
+            print(_network_line(info, net), flush=True)
+
+    def peer_changed(peer_id: str, what: str) -> None:
+        _say(
+            json_output, {"event": "peer", "peer": peer_id, "state": what}, f"peer {peer_id} {what}"
         )
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(node.run(root, on_started=started))
+        asyncio.run(node.run(root, on_started=started, net=net, on_peer=peer_changed))
     sys.stdout.flush()
+
+
+def _network_line(info: node.Started, net: node.NetOptions) -> str:
+    if not net.enabled:
+        return "worksync-p2p: local workspace only (--local-only): not syncing with peers"
+    dialling = ", ".join(net.peers) or "none"
+    return (
+        f"worksync-p2p: listening on {info.address}; static peers: {dialling}; "
+        "mDNS discovery is not implemented yet: name peers with --peer HOST:PORT"
+    )
+
+
+def net_options(
+    root: Path, host: str | None, port: int | None, peers: list[str], local_only: bool
+) -> node.NetOptions:
+    """Command-line flags over config.toml over the defaults."""
+    config = _config(root)
+    for address in peers:
+        _check_address(address)
+    return node.NetOptions(
+        enabled=not local_only,
+        host=host if host is not None else config.listen_host,
+        port=port if port is not None else config.listen_port,
+        peers=tuple(dict.fromkeys([*config.peers, *peers])),
+    )
+
+
+def _check_address(address: str) -> None:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise codec.ItemError(address, "a peer address must look like HOST:PORT")
+
+
+def invite(root: Path) -> dict[str, Any]:
+    workspace = open_workspace(root)
+    config = workspace.load_config()
+    hints = (
+        [f"{ip}:{config.listen_port}" for ip in _local_addresses()] if config.listen_port else []
+    )
+    code = Invitation(workspace.load_secret(), tuple(hints)).code()
+    return {"code": code, "addresses": hints}
+
+
+def _local_addresses() -> list[str]:
+    """This machine's addresses as the resolver knows them (no traffic is sent)."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        return []
+    return sorted({str(info[4][0]) for info in infos if not str(info[4][0]).startswith("127.")})
+
+
+def join(code: str, root: Path) -> dict[str, Any]:
+    invitation = parse_code(code)
+    result = init(root, secret=invitation.secret)
+    if invitation.addresses:
+        _add_peers(result.workspace.config_path, invitation.addresses)
+    return {
+        "path": str(result.workspace.root),
+        "peer_id": result.identity.peer_id,
+        "peers": list(invitation.addresses),
+    }
+
+
+def _add_peers(config_path: Path, addresses: tuple[str, ...]) -> None:
+    text = config_path.read_text(encoding="utf-8")
+    if any(line.strip().startswith("peers") for line in text.splitlines()):
+        return  # the user chose peers already; do not second-guess them
+    listed = ", ".join(json.dumps(a) for a in addresses)
+    config_path.write_text(text + f"\n# From the invitation.\npeers = [{listed}]\n")
 
 
 def print_events(root: Path) -> None:

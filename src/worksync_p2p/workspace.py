@@ -151,11 +151,7 @@ def init(root: Path, secret: bytes | None = None) -> InitResult:
     a workspace that already has a different secret is refused, never rewritten.
     """
     workspace = Workspace(Path(root).absolute())
-    if (
-        secret is not None
-        and workspace.secret_path.exists()
-        and workspace.load_secret() != secret
-    ):
+    if secret is not None and workspace.secret_path.exists() and workspace.load_secret() != secret:
         raise WorkspaceError(
             f"{workspace.root} already belongs to another workspace group; "
             "join into a new folder instead"

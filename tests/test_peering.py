@@ -1,0 +1,123 @@
+"""Two and three nodes in one process, connected over real loopback WebSockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from tests.nodehelpers import wait_until
+from worksync_p2p.node import LocalNode, NetOptions, running
+from worksync_p2p.workspace import init
+
+CORPUS = Path(__file__).parent / "fixtures" / "corpus"
+LOOPBACK = "127.0.0.1"
+
+
+def linked(*nodes: LocalNode) -> Callable[[], bool]:
+    def check() -> bool:
+        return all(n.peering is not None and len(n.peering.links) == len(nodes) - 1 for n in nodes)
+
+    return check
+
+
+def same_files(*roots: Path) -> Callable[[], bool]:
+    def snapshot(root: Path) -> dict[str, bytes]:
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*.md"))
+            if ".worksync" not in p.parts
+        }
+
+    def check() -> bool:
+        first = snapshot(roots[0])
+        return bool(first) and all(snapshot(r) == first for r in roots[1:])
+
+    return check
+
+
+@contextlib.asynccontextmanager
+async def mesh(roots: list[Path]) -> AsyncIterator[list[LocalNode]]:
+    """Start the first node listening, the others dialling it and each other."""
+    async with contextlib.AsyncExitStack() as stack:
+        nodes: list[LocalNode] = []
+        addresses: list[str] = []
+        for root in roots:
+            net = NetOptions(True, LOOPBACK, 0, tuple(addresses))
+            node = await stack.enter_async_context(running(root, net=net))
+            assert node.address is not None
+            addresses.append(f"{LOOPBACK}:{node.address.rsplit(':', 1)[1]}")
+            nodes.append(node)
+        await wait_until(linked(*nodes), timeout=10, what="every pair linked")
+        yield nodes
+
+
+def workspaces(tmp_path: Path, count: int, seed_first: bool = True) -> list[Path]:
+    first = init(tmp_path / "peer-0").workspace
+    roots = [first.root]
+    for i in range(1, count):
+        roots.append(init(tmp_path / f"peer-{i}", secret=first.load_secret()).workspace.root)
+    if seed_first:
+        for path in CORPUS.glob("*.md"):
+            shutil.copy(path, roots[0] / path.name)
+    return roots
+
+
+def test_two_peers_converge_and_follow_live_edits(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        roots = workspaces(tmp_path, 2)
+        async with mesh(roots) as (a, b):
+            await wait_until(same_files(*roots), timeout=10, what="initial sync")
+            task = roots[1] / "task-fsnotify-research.md"
+            task.write_text(task.read_text().replace("status: in_progress", "status: done"))
+            await wait_until(same_files(*roots), timeout=10, what="b's edit on a")
+            assert "status: done" in (roots[0] / "task-fsnotify-research.md").read_text()
+            (roots[0] / "new-note.md").write_text("# written on a\n")
+            await wait_until(same_files(*roots), timeout=10, what="a's new file on b")
+
+    asyncio.run(scenario())
+
+
+def test_three_peers_with_edits_on_every_side_end_byte_identical(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        roots = workspaces(tmp_path, 3)
+        async with mesh(roots) as nodes:
+            await wait_until(same_files(*roots), timeout=15, what="initial sync")
+            plan = "plan-multi-session.md"
+            for i, root in enumerate(roots):
+                path = root / plan
+                path.write_text(path.read_text() + f"line from peer {i}\n")
+            await wait_until(same_files(*roots), timeout=15, what="three edits merged")
+            text = (roots[0] / plan).read_text()
+            assert all(f"line from peer {i}" in text for i in range(3))
+            assert len(nodes) == 3
+
+    asyncio.run(scenario())
+
+
+def test_a_peer_with_the_wrong_secret_cannot_connect(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        good = init(tmp_path / "good").workspace.root
+        stranger = init(tmp_path / "stranger").workspace.root  # its own random secret
+        (good / "secret-plan.md").write_text("---\nid: s\n---\nnot for strangers\n")
+        async with running(good, net=NetOptions(True, LOOPBACK, 0)) as a:
+            assert a.address is not None
+            port = a.address.rsplit(":", 1)[1]
+            net = NetOptions(True, LOOPBACK, 0, (f"{LOOPBACK}:{port}",))
+            async with running(stranger, net=net) as b:
+                await wait_until(
+                    lambda: "handshake failed" in caplog.text, timeout=10, what="the refusal"
+                )
+                assert a.peering is not None
+                assert b.peering is not None
+                assert a.peering.links == {}
+                assert b.peering.links == {}
+        assert not (stranger / "secret-plan.md").exists()
+
+    asyncio.run(scenario())
