@@ -70,7 +70,8 @@ def workspaces(tmp_path: Path, count: int, seed_first: bool = True) -> list[Path
 def test_two_peers_converge_and_follow_live_edits(tmp_path: Path) -> None:
     async def scenario() -> None:
         roots = workspaces(tmp_path, 2)
-        async with mesh(roots) as (a, b):
+        async with mesh(roots) as nodes:
+            assert len(nodes) == 2
             await wait_until(same_files(*roots), timeout=10, what="initial sync")
             task = roots[1] / "task-fsnotify-research.md"
             task.write_text(task.read_text().replace("status: in_progress", "status: done"))

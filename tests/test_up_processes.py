@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from worksync_p2p import commands
+from worksync_p2p.workspace import init
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 LOOPBACK = "127.0.0.1"
@@ -86,7 +87,7 @@ def identical(*peers: Peer) -> Callable[[], bool]:
 @pytest.fixture
 def three(tmp_path: Path) -> Iterator[list[Peer]]:
     first = tmp_path / "a"
-    commands.init(first)
+    init(first)
     code = commands.invite(first)["code"]
     roots = [first]
     for name in ("b", "c"):
