@@ -122,3 +122,34 @@ def test_a_peer_with_the_wrong_secret_cannot_connect(
         assert not (stranger / "secret-plan.md").exists()
 
     asyncio.run(scenario())
+
+
+def test_a_revoked_peer_is_cut_off_everywhere_and_cannot_reconnect(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        roots = workspaces(tmp_path, 3)
+        async with mesh(roots) as (a, b, c):
+            await wait_until(same_files(*roots), timeout=15, what="initial sync")
+            assert a.revoke(c.peer_id)
+            assert not a.revoke(c.peer_id)  # already revoked: harmless
+            assert a.peering is not None
+            assert b.peering is not None
+            assert c.peering is not None
+            await wait_until(
+                lambda: c.peer_id not in a.peering.links and c.peer_id not in b.peering.links,
+                timeout=10,
+                what="c cut off by a and, through the synced revocation, by b",
+            )
+            assert not b.is_allowed(c.peer_id)
+            await wait_until(lambda: "revoked" in caplog.text, timeout=10, what="the refusal")
+            (roots[0] / "after-revocation.md").write_text("# not for c\n")
+            await wait_until((roots[1] / "after-revocation.md").exists, timeout=10, what="a to b")
+            assert not (roots[2] / "after-revocation.md").exists()
+            assert c.peering.links == {}
+            book = {p["peer"]: p for p in a.peer_book()}
+            assert book[c.peer_id]["revoked"]
+            assert not book[c.peer_id]["connected"]
+            assert book[b.peer_id]["connected"]
+
+    asyncio.run(scenario())

@@ -25,6 +25,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
 from typing import NoReturn, TextIO
@@ -192,6 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--local-only", action="store_true", help="follow the folder without syncing with peers"
     )
     command.set_defaults(handler=_cmd_up)
+
+    command = _add_command(commands, "peers", "list known peers: address, last seen, connected")
+    add_workspace_option(command)
+    command.set_defaults(handler=_cmd_peers)
+
+    command = _add_command(
+        commands, "revoke", "remove a peer: it can no longer connect to anyone who syncs with us"
+    )
+    add_workspace_option(command)
+    command.add_argument("peer", metavar="PEER", help="the peer id, as `peers` lists it")
+    command.set_defaults(handler=_cmd_revoke)
 
     command = _add_command(commands, "invite", "print a code that lets another machine join")
     add_workspace_option(command)
@@ -429,4 +441,40 @@ def _cmd_conflicts(args: argparse.Namespace) -> ExitCode:
 
 def _cmd_events(args: argparse.Namespace) -> ExitCode:
     commands.print_events(args.workspace)
+    return ExitCode.OK
+
+
+def _cmd_peers(args: argparse.Namespace) -> ExitCode:
+    known = commands.peers(args.workspace)
+    if args.json:
+        emit_json({"peers": known})
+        return ExitCode.OK
+    rows = [
+        {
+            "peer": p["peer"],
+            "address": p["address"],
+            "last seen": _ago(p["last_seen_ms"]),
+            "connected": "yes" if p["connected"] else "no",
+            "revoked": "REVOKED" if p["revoked"] else "",
+        }
+        for p in known
+    ]
+    emit_table(rows, ["peer", "address", "last seen", "connected", "revoked"])
+    return ExitCode.OK
+
+
+def _ago(ms: int) -> str:
+    if not ms:
+        return "never"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _cmd_revoke(args: argparse.Namespace) -> ExitCode:
+    result = commands.revoke(args.workspace, args.peer)
+    if args.json:
+        emit_json(result)
+    elif result["new"]:
+        print(f"Revoked {args.peer}: peers that learn of it refuse its connections.")
+    else:
+        print(f"{args.peer} was already revoked.")
     return ExitCode.OK

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pycrdt import Doc
+
 from worksync_p2p import items, node
 from worksync_p2p.adapters import eventsock
 from worksync_p2p.adapters.sqlite_store import SqliteStore
-from worksync_p2p.core import codec, values
+from worksync_p2p.core import codec, members, values
 from worksync_p2p.core.itemdoc import ItemDoc
 from worksync_p2p.core.report import conflicts_of
 from worksync_p2p.invite import Invitation, parse_code
@@ -236,3 +238,66 @@ def print_events(root: Path) -> None:
 
     with contextlib.suppress(KeyboardInterrupt, ConnectionError):
         asyncio.run(copy())
+
+
+PEER_ID_CHARS = set("abcdefghijklmnopqrstuvwxyz234567")
+
+
+def _daemon_request(root: Path, message: dict[str, Any]) -> dict[str, Any] | None:
+    """Ask the running daemon; None when no daemon serves this workspace."""
+    workspace = open_workspace(root)
+    if not eventsock.control_path(workspace.state_dir).exists():
+        return None
+    try:
+        return asyncio.run(eventsock.request(workspace.state_dir, message))
+    except (OSError, ValueError):
+        return None  # a socket left by a daemon that died
+
+
+def peers(root: Path) -> list[dict[str, Any]]:
+    reply = _daemon_request(root, {"cmd": "peers"})
+    if reply is not None:
+        return list(reply.get("peers", []))
+    workspace = open_workspace(root)
+    with SqliteStore(workspace.store_path) as store:
+        raw = store.get_meta("peers")
+        known: dict[str, Any] = json.loads(raw) if raw else {}
+        revoked = {r.peer_id for r in _stored_revocations(store)}
+    return [
+        {
+            "peer": peer_id,
+            "address": known.get(peer_id, {}).get("address", ""),
+            "last_seen_ms": known.get(peer_id, {}).get("last_seen_ms", 0),
+            "connected": False,
+            "revoked": peer_id in revoked,
+        }
+        for peer_id in sorted(set(known) | revoked)
+    ]
+
+
+def _stored_revocations(store: SqliteStore) -> list[members.Revocation]:
+    state = store.load(members.MEMBERS_KEY)
+    doc: Doc[Any] = Doc()
+    if state is not None:
+        doc.apply_update(state)
+    return members.revocations(doc)
+
+
+def revoke(root: Path, peer_id: str) -> dict[str, Any]:
+    if len(peer_id) != 16 or not set(peer_id) <= PEER_ID_CHARS:
+        raise codec.ItemError(peer_id, "not a peer id (16 characters, as `peers` lists them)")
+    reply = _daemon_request(root, {"cmd": "revoke", "peer": peer_id})
+    if reply is not None:
+        return reply
+    workspace = open_workspace(root)
+    with SqliteStore(workspace.store_path) as store:
+        state = store.load(members.MEMBERS_KEY)
+        doc: Doc[Any] = Doc()
+        if state is not None:
+            doc.apply_update(state)
+        me = workspace.load_identity().peer_id
+        now = dt.datetime.now(dt.UTC)
+        update = members.revoke(doc, peer_id, me, int(now.timestamp() * 1000))
+        if update is not None:
+            store.append(members.MEMBERS_KEY, update)
+    return {"peer": peer_id, "revoked": True, "new": update is not None}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import signal
@@ -15,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import watchfiles
 
@@ -24,6 +26,7 @@ from worksync_p2p.adapters.eventsock import EventBus, serve_events
 from worksync_p2p.adapters.peering import Peering
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core import bridge as br
+from worksync_p2p.core import members
 from worksync_p2p.core.hlc import Hlc
 from worksync_p2p.core.itemdoc import Writer
 from worksync_p2p.core.repo import Repo
@@ -35,6 +38,7 @@ from worksync_p2p.workspace import Config, Workspace, init
 log = logging.getLogger(__name__)
 
 HLC_META = "hlc"
+PEERS_META = "peers"
 CLIENT_ID_BITS = 32
 """A fresh Yjs client id per run, as Yjs clients do: reusing one after a crash
 that lost its last update would make two different operations share an id."""
@@ -86,6 +90,8 @@ class LocalNode:
         self.on_local_update: Callable[[str, bytes], None] | None = None
         self.address: str | None = None
         self.peering: Peering | None = None
+        self.known_peers: dict[str, dict[str, Any]] = _load_peers(store)
+        self.bus.command = self.command
         self._items: RepoItems | None = None
         self.ready = asyncio.Event()
 
@@ -109,7 +115,63 @@ class LocalNode:
             if repair is not None:
                 self._local_update(key, repair)
         self.store.append(key, update)
+        if key == members.MEMBERS_KEY:
+            if self.peering is not None:
+                self.peering.drop_revoked(self.is_allowed)
+            return
         self.execute(self.bridge.on_remote(key, origin))
+
+    # -- membership --------------------------------------------------------
+
+    def is_allowed(self, peer_id: str) -> bool:
+        return not members.is_revoked(self.repo.ensure(members.MEMBERS_KEY).doc, peer_id)
+
+    def revoke(self, peer_id: str) -> bool:
+        """Revoke a peer everywhere; False when it already was."""
+        update = members.revoke(
+            self.repo.ensure(members.MEMBERS_KEY).doc, peer_id, self.peer_id, now_ms()
+        )
+        if update is None:
+            return False
+        self._local_update(members.MEMBERS_KEY, update)
+        if self.peering is not None:
+            self.peering.drop_revoked(self.is_allowed)
+        return True
+
+    def revocations(self) -> list[members.Revocation]:
+        return members.revocations(self.repo.ensure(members.MEMBERS_KEY).doc)
+
+    def command(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Requests from the local CLI over the control socket."""
+        match request.get("cmd"):
+            case "revoke":
+                peer_id = str(request.get("peer", ""))
+                return {"peer": peer_id, "revoked": True, "new": self.revoke(peer_id)}
+            case "peers":
+                return {"peers": self.peer_book()}
+            case other:
+                return {"error": f"unknown command {other!r}"}
+
+    def peer_book(self) -> list[dict[str, Any]]:
+        links = self.peering.links if self.peering is not None else {}
+        revoked = {r.peer_id for r in self.revocations()}
+        book = dict(self.known_peers)
+        for peer_id in revoked:
+            book.setdefault(peer_id, {"address": "", "last_seen_ms": 0})
+        return [
+            {
+                "peer": peer_id,
+                "address": info.get("address", ""),
+                "last_seen_ms": info.get("last_seen_ms", 0),
+                "connected": peer_id in links,
+                "revoked": peer_id in revoked,
+            }
+            for peer_id, info in sorted(book.items())
+        ]
+
+    def saw_peer(self, peer_id: str, address: str) -> None:
+        self.known_peers[peer_id] = {"address": address, "last_seen_ms": time.time_ns() // 10**6}
+        self.store.set_meta(PEERS_META, json.dumps(self.known_peers).encode())
 
     def _local_update(self, key: str, update: bytes) -> None:
         self.store.append(key, update)
@@ -229,6 +291,15 @@ class LocalNode:
         self.store.set_meta(HLC_META, f"{ms},{counter}".encode())
 
 
+def _load_peers(store: SqliteStore) -> dict[str, dict[str, Any]]:
+    raw = store.get_meta(PEERS_META)
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _load_hlc(store: SqliteStore) -> tuple[int, int]:
     raw = store.get_meta(HLC_META)
     if raw is None:
@@ -317,13 +388,20 @@ async def _peering(
         yield
         return
 
-    def peer_changed(peer_id: str, what: str) -> None:
+    def peer_changed(peer_id: str, what: str, address: str) -> None:
+        node.saw_peer(peer_id, address)
         node.bus.publish({"event": "peer", "peer": peer_id, "state": what})
         if on_peer is not None:
             on_peer(peer_id, what)
 
     identity = node.workspace.load_identity()
-    peering = Peering(node, identity, node.workspace.load_secret(), on_change=peer_changed)
+    peering = Peering(
+        node,
+        identity,
+        node.workspace.load_secret(),
+        is_allowed=node.is_allowed,
+        on_change=peer_changed,
+    )
     node.items.refresh_all()
 
     def local_update(key: str, update: bytes) -> None:

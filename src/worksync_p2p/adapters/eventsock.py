@@ -12,21 +12,28 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "events.sock"
+CONTROL_NAME = "control.sock"
+MAX_REQUEST_BYTES = 64 * 1024
 QUEUE_MAX = 1024
 UNIX_PATH_MAX = 107
 CLOSE_WAIT_S = 1.0  # sun_path is 108 bytes with its NUL
 
 
+Command = Callable[[dict[str, Any]], dict[str, Any]]
+
+
 class EventBus:
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[bytes | None]] = set()
+        self.command: Command | None = None
+        """Answers control requests (``revoke``, ``peers``) from the local CLI."""
 
     def publish(self, event: dict[str, Any]) -> None:
         line = (json.dumps(event, ensure_ascii=False) + "\n").encode()
@@ -59,40 +66,104 @@ def socket_path(state_dir: Path) -> Path:
     return state_dir / SOCKET_NAME
 
 
+def control_path(state_dir: Path) -> Path:
+    return state_dir / CONTROL_NAME
+
+
 @contextlib.asynccontextmanager
 async def serve_events(state_dir: Path, bus: EventBus) -> AsyncIterator[Path | None]:
-    """Serve the bus until the block exits; yields the socket path (None if impossible)."""
-    path = socket_path(state_dir)
-    if len(os.fsencode(path)) > UNIX_PATH_MAX:
+    """Serve the bus (and the control socket) until the block exits.
+
+    Yields the event socket's path, None when the folder's path is too long for
+    a Unix socket.
+    """
+    path, control = socket_path(state_dir), control_path(state_dir)
+    if len(os.fsencode(control)) > UNIX_PATH_MAX:
         log.warning("%s: path too long for a Unix socket; `events` is unavailable", path)
         yield None
         return
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()  # left by a daemon that died; the daemon lock says we own it now
-
+    _remove(path, control)  # left by a daemon that died; the daemon lock says we own it now
     handlers: set[asyncio.Task[None]] = set()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        handlers.add(task)
-        try:
-            await _stream(bus, writer)
-        finally:
-            handlers.discard(task)
+    def tracked(
+        serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            handlers.add(task)
+            try:
+                await serve(reader, writer)
+            finally:
+                handlers.discard(task)
 
-    server = await asyncio.start_unix_server(handle, path=str(path))
+        return handle
+
+    async def stream(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _stream(bus, writer)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _answer(bus, reader, writer)
+
+    servers = [
+        await asyncio.start_unix_server(tracked(stream), path=str(path)),
+        await asyncio.start_unix_server(
+            tracked(answer), path=str(control), limit=MAX_REQUEST_BYTES
+        ),
+    ]
     try:
         yield path
     finally:
-        server.close()
+        for server in servers:
+            server.close()
         bus.close()
         # Let subscribers see the end of the stream instead of a cancelled task.
         if handlers:
             await asyncio.wait(set(handlers), timeout=CLOSE_WAIT_S)
-        await server.wait_closed()
+        for server in servers:
+            await server.wait_closed()
+        _remove(path, control)
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+async def _answer(
+    bus: EventBus, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """One request line in, one reply line out."""
+    try:
+        line = await asyncio.wait_for(reader.readline(), CLOSE_WAIT_S * 5)
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict) or bus.command is None:
+                raise ValueError("not a request")
+            reply = bus.command(request)
+        except ValueError as error:
+            reply = {"error": f"bad request: {error}"}
+        writer.write((json.dumps(reply) + "\n").encode())
+        await writer.drain()
+    except (ConnectionError, TimeoutError, asyncio.LimitOverrunError):
+        pass  # the client went away or sent too much
+    finally:
+        writer.close()
+
+
+async def request(state_dir: Path, message: dict[str, Any]) -> dict[str, Any]:
+    """Send one control request to the running daemon; raises OSError when none runs."""
+    reader, writer = await asyncio.open_unix_connection(str(control_path(state_dir)))
+    try:
+        writer.write((json.dumps(message) + "\n").encode())
+        await writer.drain()
+        reply = json.loads(await asyncio.wait_for(reader.readline(), CLOSE_WAIT_S * 5))
+    finally:
+        writer.close()
+    if not isinstance(reply, dict):
+        raise ConnectionError("the daemon sent a malformed reply")
+    return reply
 
 
 async def _stream(bus: EventBus, writer: asyncio.StreamWriter) -> None:

@@ -85,13 +85,13 @@ class Peering:
         identity: Identity,
         secret: bytes,
         is_allowed: Callable[[str], bool] = lambda _peer: True,
-        on_change: Callable[[str, str], None] | None = None,
+        on_change: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.replica = replica
         self.identity = identity
         self.secret = secret
         self.is_allowed = is_allowed
-        self.on_change = on_change or (lambda _peer, _what: None)
+        self.on_change = on_change or (lambda _peer, _what, _address: None)
         self.links: dict[str, Link] = {}
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -213,7 +213,7 @@ class Peering:
                 return False
             self._spawn(existing.ws.close())
         self.links[link.peer_id] = link
-        self.on_change(link.peer_id, f"joined from {link.address}")
+        self.on_change(link.peer_id, f"joined from {link.address}", link.address)
         return True
 
     async def _run_link(self, link: Link) -> None:
@@ -261,7 +261,14 @@ class Peering:
         await link.ws.close()
         if self.links.get(link.peer_id) is link:
             del self.links[link.peer_id]
-            self.on_change(link.peer_id, "left")
+            self.on_change(link.peer_id, "left", link.address)
+
+    def drop_revoked(self, is_allowed: Callable[[str], bool]) -> None:
+        """Close the connections of peers that are no longer allowed."""
+        for link in list(self.links.values()):
+            if not is_allowed(link.peer_id):
+                log.warning("peer %s: closing: revoked", link.peer_id)
+                self._spawn(link.ws.close())
 
     # -- outgoing ------------------------------------------------------------
 

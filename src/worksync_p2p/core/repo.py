@@ -76,6 +76,14 @@ class Repo:
         self._keep(key, item)
         return item
 
+    def ensure(self, key: str) -> ItemDoc:
+        """The document for ``key``, created empty if there is none yet."""
+        item = self.get(key)
+        if item is None:
+            item = ItemDoc.new(self.client_id)
+            self._keep(key, item)
+        return item
+
     def adopt(self, key: str, update: bytes) -> ItemDoc:
         """A new item that arrived from a peer; raises ValueError if the update is garbage."""
         item = ItemDoc.new(self.client_id)
