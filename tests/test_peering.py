@@ -133,11 +133,12 @@ def test_a_revoked_peer_is_cut_off_everywhere_and_cannot_reconnect(
             await wait_until(same_files(*roots), timeout=15, what="initial sync")
             assert a.revoke(c.peer_id)
             assert not a.revoke(c.peer_id)  # already revoked: harmless
-            assert a.peering is not None
-            assert b.peering is not None
-            assert c.peering is not None
+            pa, pb, pc = a.peering, b.peering, c.peering
+            assert pa is not None
+            assert pb is not None
+            assert pc is not None
             await wait_until(
-                lambda: c.peer_id not in a.peering.links and c.peer_id not in b.peering.links,
+                lambda: c.peer_id not in pa.links and c.peer_id not in pb.links,
                 timeout=10,
                 what="c cut off by a and, through the synced revocation, by b",
             )
@@ -146,7 +147,7 @@ def test_a_revoked_peer_is_cut_off_everywhere_and_cannot_reconnect(
             (roots[0] / "after-revocation.md").write_text("# not for c\n")
             await wait_until((roots[1] / "after-revocation.md").exists, timeout=10, what="a to b")
             assert not (roots[2] / "after-revocation.md").exists()
-            assert c.peering.links == {}
+            assert pc.links == {}
             book = {p["peer"]: p for p in a.peer_book()}
             assert book[c.peer_id]["revoked"]
             assert not book[c.peer_id]["connected"]
