@@ -6,9 +6,16 @@ import argparse
 import sys
 import time
 
-from benchmarks.foundation import CASES, selected
+from benchmarks import bridge, foundation
 from benchmarks.harness import Result, as_json, markdown_table
 from benchmarks.session import Config, Session, progress
+
+CASES = foundation.CASES + bridge.CASES
+
+
+def selected(only: str | None) -> list[foundation.Case]:
+    """Cases whose name contains ``only`` (case-insensitive); all when None."""
+    return [case for case in CASES if only is None or only.lower() in case.name.lower()]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

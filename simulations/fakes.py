@@ -8,6 +8,7 @@ inject faults, such as :meth:`MemoryStore.crash`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from pycrdt import merge_updates
@@ -148,6 +149,10 @@ class MemoryStore:
         undo = self._begin_write()
         undo.meta[name] = self._meta.get(name)
         self._meta[name] = bytes(value)
+
+    def batch(self) -> AbstractContextManager[None]:
+        # Every write here is already immediate; a crash model per batch is not needed.
+        return nullcontext()
 
     def close(self) -> None:
         self._unflushed = None

@@ -32,6 +32,11 @@ ROW_PREFIXES = (
     "startup 200 unchanged: total",
     "local edit: Repo.ingest, 1 body line changed",
     "local edit: Repo.ingest, 1 field changed",
+    "bridge 200: idle CPU per wall second",
+    "bridge 200: daemon RSS, idle",
+    "bridge 200: atomic save -> event",
+    "bridge 200: in-place save -> event",
+    "bridge 200: burst of 100 saves, converged after last",
 )
 VALUE = re.compile(r"^\d+(\.\d+)? (µs|ms|s|KiB|MiB)$")
 

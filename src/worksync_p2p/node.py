@@ -1,7 +1,9 @@
 """The asyncio driver: owns the tasks, feeds file changes to the core, executes effects.
 
-Peer networking (mDNS, encrypted WebSockets) is not wired in yet: ``up`` runs
-the local workspace only and says so when it starts.
+``LocalNode`` is the replica itself and stays synchronous: it takes its file
+system, store, clock and randomness from the caller, so the simulations run
+exactly this code over fakes. ``running()`` adds the asyncio parts around it:
+the watcher, the bridge's timers, the event and control sockets, and peering.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import watchfiles
 from worksync_p2p import items
 from worksync_p2p.adapters import files
 from worksync_p2p.adapters.eventsock import EventBus, serve_events
+from worksync_p2p.adapters.mdns import Discovery
 from worksync_p2p.adapters.peering import Peering
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core import bridge as br
@@ -32,12 +35,14 @@ from worksync_p2p.core.itemdoc import Writer
 from worksync_p2p.core.repo import Repo
 from worksync_p2p.core.syncproto import RepoItems
 from worksync_p2p.daemonlock import DaemonLock
-from worksync_p2p.ports import FileRecord
+from worksync_p2p.identity import workspace_tag
+from worksync_p2p.ports import FileRecord, FileSystem, Stat, Store, WriteOutcome
 from worksync_p2p.workspace import Config, Workspace, init
 
 log = logging.getLogger(__name__)
 
 HLC_META = "hlc"
+CLOCK_SAVE_EVERY_MS = 10_000
 PEERS_META = "peers"
 CLIENT_ID_BITS = 32
 """A fresh Yjs client id per run, as Yjs clients do: reusing one after a crash
@@ -71,29 +76,39 @@ class LocalNode:
         self,
         workspace: Workspace,
         config: Config,
-        store: SqliteStore,
+        store: Store,
         bus: EventBus | None = None,
+        *,
+        fs: FileSystem | None = None,
+        clock: Callable[[], int] = now_ms,
+        rng: random.Random | None = None,
+        peer_id: str | None = None,
     ) -> None:
+        """Real files, wall clock and OS randomness unless a simulation passes its own."""
         self.workspace = workspace
         self.root = workspace.root
         self.config = config
         self.store = store
         self.bus = bus or EventBus()
-        self.peer_id = workspace.load_identity().peer_id
-        clock = Hlc(self.peer_id, *_load_hlc(store))
-        rng = random.Random(random.SystemRandom().getrandbits(64))
+        self.fs: FileSystem = fs or files.RealFiles(self.root)
+        self.clock = clock
+        self.peer_id = peer_id or workspace.load_identity().peer_id
+        hlc = Hlc(self.peer_id, *_load_hlc(store))
+        rng = rng or random.Random(random.SystemRandom().getrandbits(64))
         client_id = rng.getrandbits(CLIENT_ID_BITS)
-        self.repo = Repo(Writer(self.peer_id, clock, 0), client_id, rng=rng)
+        self.repo = Repo(Writer(self.peer_id, hlc, 0), client_id, rng=rng)
         self.bridge = br.Bridge(self.repo, max_item_bytes=config.max_item_bytes)
-        self._stats: dict[str, files.Stat] = {}
+        self._stats: dict[str, Stat] = {}
         self.events_socket: Path | None = None
+        self.ready = asyncio.Event()
         self.on_local_update: Callable[[str, bytes], None] | None = None
         self.address: str | None = None
         self.peering: Peering | None = None
         self.known_peers: dict[str, dict[str, Any]] = _load_peers(store)
         self.bus.command = self.command
         self._items: RepoItems | None = None
-        self.ready = asyncio.Event()
+        self._records: dict[str, FileRecord] = {}
+        self._clock_saved_ms = 0
 
     def started(self) -> Started:
         count = len(self.bridge.disk)
@@ -106,6 +121,10 @@ class LocalNode:
 
         Raises ValueError for an update that does not decode; nothing is kept then.
         """
+        with self.store.batch():
+            self._receive(key, update, origin)
+
+    def _receive(self, key: str, update: bytes, origin: str) -> None:
         self.bridge.before_remote(key)
         item = self.repo.get(key)
         if item is None:
@@ -129,7 +148,7 @@ class LocalNode:
     def revoke(self, peer_id: str) -> bool:
         """Revoke a peer everywhere; False when it already was."""
         update = members.revoke(
-            self.repo.ensure(members.MEMBERS_KEY).doc, peer_id, self.peer_id, now_ms()
+            self.repo.ensure(members.MEMBERS_KEY).doc, peer_id, self.peer_id, self.clock()
         )
         if update is None:
             return False
@@ -195,20 +214,18 @@ class LocalNode:
 
     def reconcile(self) -> int:
         """Bring documents and folder together after a stop (edits, moves, deletes)."""
-        present = {
-            items.relpath_of(self.root, path): path for path in items.iter_item_files(self.root)
-        }
-        now = now_ms()
+        present = self.fs.list_items()
+        now = self.clock()
         # Files gone while we were stopped wait as pending deletes first, so a
         # file that moved is found as a rename when its new path is read.
         for relpath in sorted(set(self._records) - set(present)):
             self.execute(self.bridge.on_file(relpath, None, now))
-        for relpath, path in present.items():
-            stat = files.stat(path)
+        for relpath in present:
+            stat = self.fs.stat(relpath)
             record = self._records.get(relpath)
             if stat is None or record is None or not stat.matches(record):
                 self.feed(relpath)
-        self.execute(self.bridge.tick(now_ms() + self.bridge.delete_grace_ms))
+        self.execute(self.bridge.tick(self.clock() + self.bridge.delete_grace_ms))
         for key in list(self.repo.item_keys()):
             if self.bridge.path_of(key) is None:
                 self.execute(self.bridge.on_remote(key, "store"))
@@ -219,23 +236,25 @@ class LocalNode:
 
     def feed(self, relpath: str) -> None:
         """Read a file (or find it gone) and hand it to the bridge."""
-        path = self.root / relpath
-        stat = files.stat(path)
-        data = files.read_item_bytes(path, self.config.max_item_bytes) if stat else None
+        stat = self.fs.stat(relpath)
+        data = self.fs.read(relpath, self.config.max_item_bytes) if stat else None
         if stat is not None:
             self._stats[relpath] = stat
-        self.execute(self.bridge.on_file(relpath, data, now_ms()))
+        with self.store.batch():
+            self.execute(self.bridge.on_file(relpath, data, self.clock()))
 
     def on_changes(self, paths: Iterable[Path]) -> None:
-        relpaths = {items.relpath_of(self.root, p) for p in paths}
+        self.on_relpaths({items.relpath_of(self.root, p) for p in paths})
+
+    def on_relpaths(self, relpaths: Iterable[str]) -> None:
         # Deletions first: a rename is "gone" + "added", and the added file must
         # find its id free.
-        for relpath in sorted(relpaths, key=lambda r: (self.root / r).exists()):
+        for relpath in sorted(relpaths, key=lambda r: self.fs.stat(r) is not None):
             self.feed(relpath)
         self.save_clock()
 
     def on_timer(self) -> None:
-        self.execute(self.bridge.tick(now_ms()))
+        self.execute(self.bridge.tick(self.clock()))
 
     # -- effects -------------------------------------------------------------
 
@@ -254,7 +273,7 @@ class LocalNode:
             case br.WriteFile():
                 self._write(effect, depth)
             case br.RemoveFile(relpath, expect):
-                files.remove_if(self.root, relpath, expect)
+                self.fs.remove_if(relpath, expect)
             case br.Reread(relpath):
                 self.feed(relpath)
             case br.Report(relpath, reason):
@@ -263,20 +282,20 @@ class LocalNode:
                 self.bus.publish(event.as_json())
 
     def _track(self, relpath: str, key: str, digest: str) -> None:
-        stat = self._stats.pop(relpath, None) or files.stat(self.root / relpath)
+        stat = self._stats.pop(relpath, None) or self.fs.stat(relpath)
         if stat is not None:
             record = FileRecord(key, digest, stat.size, stat.mtime_ns)
             self.store.put_files([(relpath, record)])
 
     def _write(self, effect: br.WriteFile, depth: int) -> None:
-        outcome = files.write_if(self.root, effect.relpath, effect.text, effect.expect)
-        if outcome is files.WriteOutcome.WRITTEN:
+        outcome = self.fs.write_if(effect.relpath, effect.text, effect.expect)
+        if outcome is WriteOutcome.WRITTEN:
             self.bridge.wrote(effect.key)
-            stat = files.stat(self.root / effect.relpath)
+            stat = self.fs.stat(effect.relpath)
             if stat is not None:
                 self._stats[effect.relpath] = stat
             return
-        if outcome is files.WriteOutcome.UNSAFE:
+        if outcome is WriteOutcome.UNSAFE:
             log.warning("%s: leads outside the workspace; not written", effect.relpath)
             return
         if depth >= MAX_WRITE_RETRIES:
@@ -286,12 +305,21 @@ class LocalNode:
         self.feed(effect.relpath)
         self.execute(self.bridge.on_remote(effect.key, effect.origin), depth + 1)
 
-    def save_clock(self) -> None:
-        ms, counter = self.repo.writer.hlc.state()
-        self.store.set_meta(HLC_META, f"{ms},{counter}".encode())
+    def save_clock(self, *, force: bool = False) -> None:
+        """Persist the hybrid logical clock now and then (not on every save).
+
+        Stamps also follow the wall clock and every stamp they replace, so a
+        clock restored a little behind after a crash still orders edits right;
+        saving it only guards against a wall clock that jumps back.
+        """
+        state = self.repo.writer.hlc.state()
+        if not force and state[0] - self._clock_saved_ms < CLOCK_SAVE_EVERY_MS:
+            return
+        self._clock_saved_ms = state[0]
+        self.store.set_meta(HLC_META, f"{state[0]},{state[1]}".encode())
 
 
-def _load_peers(store: SqliteStore) -> dict[str, dict[str, Any]]:
+def _load_peers(store: Store) -> dict[str, dict[str, Any]]:
     raw = store.get_meta(PEERS_META)
     try:
         data = json.loads(raw) if raw else {}
@@ -300,7 +328,7 @@ def _load_peers(store: SqliteStore) -> dict[str, dict[str, Any]]:
     return data if isinstance(data, dict) else {}
 
 
-def _load_hlc(store: SqliteStore) -> tuple[int, int]:
+def _load_hlc(store: Store) -> tuple[int, int]:
     raw = store.get_meta(HLC_META)
     if raw is None:
         return 0, 0
@@ -332,12 +360,18 @@ def _signals_set(stop: asyncio.Event) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class NetOptions:
-    """Where to listen and whom to dial; ``enabled=False`` runs the folder alone."""
+    """Where to listen and whom to dial; ``enabled=False`` runs the folder alone.
+
+    ``mdns`` also finds peers of the workspace by mDNS, on ``interfaces`` (IP
+    addresses or interface names; empty for all).
+    """
 
     enabled: bool = True
     host: str = "0.0.0.0"
     port: int = 0
     peers: tuple[str, ...] = ()
+    mdns: bool = False
+    interfaces: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: Config) -> NetOptions:
@@ -377,7 +411,7 @@ async def running(
                     yield node
                 finally:
                     stop.set()
-        node.save_clock()
+        node.save_clock(force=True)
 
 
 @contextlib.asynccontextmanager
@@ -409,15 +443,43 @@ async def _peering(
         peering.broadcast(key, update)
 
     node.on_local_update = local_update
-    node.address = f"{net.host}:{await peering.listen(net.host, net.port)}"
+    port = await peering.listen(net.host, net.port)
+    node.address = f"{net.host}:{port}"
     for address in net.peers:
         peering.dial_forever(*split_address(address))
     node.peering = peering
+    discovery = Discovery(_dial_once(peering)) if net.mdns else None
     try:
+        if discovery is not None:
+            await _discover(node, net, discovery, port)
         yield
     finally:
         node.on_local_update = None
+        if discovery is not None:
+            await discovery.stop()
         await peering.close()
+
+
+def _dial_once(peering: Peering) -> Callable[[str, str, int], None]:
+    """Dial each peer mDNS finds once; ``dial_forever`` keeps that connection."""
+    dialled: set[str] = set()
+
+    def found(peer_id: str, host: str, port: int) -> None:
+        if peer_id not in dialled:
+            dialled.add(peer_id)
+            peering.dial_forever(host, port)
+
+    return found
+
+
+async def _discover(node: LocalNode, net: NetOptions, discovery: Discovery, port: int) -> None:
+    specific = [net.host] if net.host not in ("", "0.0.0.0", "::") else None
+    tag = workspace_tag(node.workspace.load_secret())
+    interfaces = list(net.interfaces) or None
+    try:
+        await discovery.start(node.peer_id, port, tag, interfaces, addresses=specific)
+    except (OSError, ValueError) as error:
+        log.warning("mDNS discovery is off (%s); static peers still work", error)
 
 
 async def run(

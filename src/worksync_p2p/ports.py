@@ -10,7 +10,9 @@ FileSystem join it as their adapters are written.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -96,6 +98,47 @@ class Store(Protocol):
         """Store a small value of node state; durable when this returns."""
         ...
 
+    def batch(self) -> AbstractContextManager[None]:
+        """Writes made inside become durable together, with one commit."""
+        ...
+
     def close(self) -> None:
         """Release the store; idempotent. Any other call afterwards is an error."""
         ...
+
+
+@dataclass(frozen=True)
+class Stat:
+    """What start-up compares to skip an unchanged file: size and mtime."""
+
+    size: int
+    mtime_ns: int
+
+    def matches(self, record: FileRecord) -> bool:
+        return (self.size, self.mtime_ns) == (record.size, record.mtime_ns)
+
+
+class WriteOutcome(enum.Enum):
+    WRITTEN = "written"
+    CHANGED = "changed"  # the file is not what the caller expected: ingest it first
+    UNSAFE = "unsafe"  # a symlink or a folder outside the workspace is in the way
+
+
+class FileSystem(Protocol):
+    """The workspace folder as the node sees it; paths are relative, with '/'."""
+
+    def list_items(self) -> list[str]:
+        """Every item file's relative path, sorted."""
+        ...
+
+    def stat(self, relpath: str) -> Stat | None: ...
+
+    def read(self, relpath: str, max_bytes: int) -> bytes | None:
+        """At most ``max_bytes + 1`` bytes, None when the file is gone."""
+        ...
+
+    def write_if(self, relpath: str, text: str, expect: str | None) -> WriteOutcome:
+        """Atomically replace the file if its content still hashes to ``expect``."""
+        ...
+
+    def remove_if(self, relpath: str, expect: str) -> bool: ...

@@ -11,32 +11,16 @@ that resolves outside the workspace.
 from __future__ import annotations
 
 import contextlib
-import enum
 import os
 import secrets
 import stat as stat_module
-from dataclasses import dataclass
 from pathlib import Path
 
+from worksync_p2p import items
 from worksync_p2p.core.bridge import content_hash
-from worksync_p2p.ports import FileRecord
+from worksync_p2p.ports import Stat, WriteOutcome
 
 DEFAULT_MODE = 0o644
-
-
-@dataclass(frozen=True)
-class Stat:
-    size: int
-    mtime_ns: int
-
-    def matches(self, record: FileRecord) -> bool:
-        return (self.size, self.mtime_ns) == (record.size, record.mtime_ns)
-
-
-class WriteOutcome(enum.Enum):
-    WRITTEN = "written"
-    CHANGED = "changed"  # the file is not what the caller expected: ingest it first
-    UNSAFE = "unsafe"  # a symlink or a folder outside the workspace is in the way
 
 
 def stat(path: Path) -> Stat | None:
@@ -122,3 +106,28 @@ def remove_if(root: Path, relpath: str, expect: str) -> bool:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     return True
+
+
+__all__ = ["RealFiles", "Stat", "WriteOutcome", "inside", "read_item_bytes", "stat"]
+
+
+class RealFiles:
+    """:class:`~worksync_p2p.ports.FileSystem` over a real folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def list_items(self) -> list[str]:
+        return sorted(items.relpath_of(self.root, p) for p in items.iter_item_files(self.root))
+
+    def stat(self, relpath: str) -> Stat | None:
+        return stat(self.root / relpath)
+
+    def read(self, relpath: str, max_bytes: int) -> bytes | None:
+        return read_item_bytes(self.root / relpath, max_bytes)
+
+    def write_if(self, relpath: str, text: str, expect: str | None) -> WriteOutcome:
+        return write_if(self.root, relpath, text, expect)
+
+    def remove_if(self, relpath: str, expect: str) -> bool:
+        return remove_if(self.root, relpath, expect)

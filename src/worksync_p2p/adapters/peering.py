@@ -131,15 +131,25 @@ class Peering:
         rng = random.Random()
         while not self._stopping:
             started = time.monotonic()
+            duplicate = None
             with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-                await self.dial(host, port)
+                duplicate = await self.dial(host, port)
+            existing = self.links.get(duplicate) if duplicate is not None else None
+            if existing is not None:
+                # The peer is linked the other way round: redial only when that ends.
+                await existing.closed.wait()
+                delay = RECONNECT_MIN_S
+                continue
             if time.monotonic() - started > RECONNECT_MAX_S:
                 delay = RECONNECT_MIN_S  # it was up for a while: start over quickly
             await asyncio.sleep(delay * (0.5 + rng.random()))
             delay = min(delay * 2, RECONNECT_MAX_S)
 
-    async def dial(self, host: str, port: int) -> None:
-        """One connection attempt; returns when that connection ends."""
+    async def dial(self, host: str, port: int) -> str | None:
+        """One connection attempt; returns when that connection ends.
+
+        Returns the peer id when the peer was already linked the other way.
+        """
         async with (
             aiohttp.ClientSession() as client,
             client.ws_connect(
@@ -150,7 +160,7 @@ class Peering:
         ):
             initiator = handshake.Initiator(self.identity, self.secret, os.urandom, self.is_allowed)
             await ws.send_bytes(initiator.start())
-            await self._serve(ws, initiator, f"{host}:{port}", initiator=True)
+            return await self._serve(ws, initiator, f"{host}:{port}", initiator=True)
 
     # -- one connection ------------------------------------------------------
 
@@ -161,7 +171,7 @@ class Peering:
         address: str,
         *,
         initiator: bool,
-    ) -> None:
+    ) -> str | None:
         try:
             link = await asyncio.wait_for(
                 self._handshake(ws, shake, address, initiator), HANDSHAKE_TIMEOUT_S
@@ -169,16 +179,17 @@ class Peering:
         except (handshake.HandshakeError, TimeoutError, ConnectionError) as error:
             log.warning("peer at %s: handshake failed: %s", address, error)
             await ws.close()
-            return
+            return None
         if link is None:
             await ws.close()
-            return
+            return shake.peer_id
         try:
             await self._run_link(link)
         except (sp.ProtocolError, frames.FrameError, ValueError, ConnectionError) as error:
             log.warning("peer %s (%s): closing: %s", link.peer_id, address, error)
         finally:
             await self._drop(link)
+        return None
 
     async def _handshake(
         self,

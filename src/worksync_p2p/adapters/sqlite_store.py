@@ -86,6 +86,7 @@ class SqliteStore:
         self.path = path
         self.compact_every = compact_every
         self._conn: sqlite3.Connection | None = _open(path)
+        self._batching = False
         # The load_all iterators still open, closed with the store.
         self._snapshots: weakref.WeakSet[_Snapshot] = weakref.WeakSet()
 
@@ -220,8 +221,31 @@ class SqliteStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._connection()
+        if self._batching:
+            with _translated(self.path, "write"):
+                yield conn
+            return
         with _translated(self.path, "write"), _transaction(conn):
             yield conn
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the writes made inside into one transaction (one commit, not one each).
+
+        A save costs an update, a file record and sometimes more; committing
+        them together keeps the save-to-event path short. Nested batches join
+        the outer one.
+        """
+        if self._batching:
+            yield
+            return
+        conn = self._connection()
+        with _translated(self.path, "write"), _transaction(conn):
+            self._batching = True
+            try:
+                yield
+            finally:
+                self._batching = False
 
 
 def _compact_rows(conn: sqlite3.Connection, key: str) -> None:
