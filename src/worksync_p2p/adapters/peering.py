@@ -96,6 +96,8 @@ class Peering:
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[object]] = set()
+        # Every open WebSocket, handshakes included, so close() can end them all.
+        self._sockets: set[web.WebSocketResponse | aiohttp.ClientWebSocketResponse] = set()
         self._stopping = False
 
     # -- serving -----------------------------------------------------------
@@ -172,11 +174,30 @@ class Peering:
         *,
         initiator: bool,
     ) -> str | None:
+        self._sockets.add(ws)
+        try:
+            return await self._handshake_then_run(ws, shake, address, initiator)
+        finally:
+            self._sockets.discard(ws)
+
+    async def _handshake_then_run(
+        self,
+        ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+        shake: handshake.Initiator | handshake.Responder,
+        address: str,
+        initiator: bool,
+    ) -> str | None:
         try:
             link = await asyncio.wait_for(
                 self._handshake(ws, shake, address, initiator), HANDSHAKE_TIMEOUT_S
             )
-        except (handshake.HandshakeError, TimeoutError, ConnectionError) as error:
+        except TimeoutError:
+            log.warning(
+                "peer at %s: handshake failed: no answer within %ss", address, HANDSHAKE_TIMEOUT_S
+            )
+            await ws.close()
+            return None
+        except (handshake.HandshakeError, ConnectionError) as error:
             log.warning("peer at %s: handshake failed: %s", address, error)
             await ws.close()
             return None
@@ -234,6 +255,7 @@ class Peering:
             link.send(link.sync.start())
             async for message in link.ws:
                 if message.type != aiohttp.WSMsgType.BINARY:
+                    _check_ending(message)
                     break
                 replies, received = link.sync.receive(link.session.open(message.data), now_ms())
                 link.send(replies)
@@ -300,11 +322,27 @@ class Peering:
 
     async def close(self) -> None:
         self._stopping = True
-        for link in list(self.links.values()):
-            await link.ws.close()
+        for ws in list(self._sockets):
+            await ws.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=2.0)
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+_NORMAL_CLOSE_CODES = (aiohttp.WSCloseCode.OK, aiohttp.WSCloseCode.GOING_AWAY)
+
+
+def _check_ending(message: aiohttp.WSMessage) -> None:
+    """A close by the peer ends quietly; anything else is a reason to log."""
+    kind = message.type
+    if kind in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+        code = message.data if isinstance(message.data, int) else None
+        if code is None or code in _NORMAL_CLOSE_CODES:
+            return
+        raise ConnectionError(f"closed by the peer with code {code}")
+    if kind is aiohttp.WSMsgType.ERROR:
+        raise ConnectionError(f"WebSocket error: {message.data}")
+    raise ConnectionError(f"unexpected {kind.name.lower()} message")
