@@ -698,3 +698,23 @@ def test_two_peers_dialling_each_other_keep_exactly_one_link(
                 assert (pa.links[b.peer_id], pb.links[a.peer_id]) == links  # no flapping
 
     asyncio.run(scenario())
+
+
+def test_a_flooding_peer_is_cut_off_while_others_are_served(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small limits: one process cannot out-send the real ones before the
+    # heartbeat calls the starved link silent.
+    monkeypatch.setattr(sp, "FLOOD_BURST", 500)
+    monkeypatch.setattr(sp, "FLOOD_PER_SECOND", 100)
+    flood = 5_000
+
+    async def strike(peer: RawPeer, pair: Pair, attacker: Identity) -> None:
+        await authenticated(peer, pair, attacker)
+        pong = sp.encode(sp.Kind.PONG, b"")  # needs no answer: only the flood itself counts
+        for _ in range(flood):
+            await peer.send(peer.seal(pong))
+            if peer.ws.closed:
+                break
+
+    hostile(tmp_path, caplog, strike, lambda at: session_closed(at.peer_id, "flooding"))

@@ -141,3 +141,21 @@ def test_a_silent_peer_is_declared_dead() -> None:
     assert sp.decode(session.tick(session.ping_every_ms)[0])[0] is sp.Kind.PING
     with pytest.raises(sp.ProtocolError, match="silent"):
         session.tick(session.dead_after_ms)
+
+
+def test_a_flood_of_messages_is_cut_off_and_a_normal_rate_is_not() -> None:
+    session = sp.PeerSync(sp.RepoItems(make_repo("peer-a", 1, 1)), 0)
+    session.limit = sp.RateLimit(burst=100, per_second=1000)
+    ping = sp.encode(sp.Kind.PING, b"x")
+    for i in range(1000):  # one message per millisecond: within the rate
+        session.receive(ping, i)
+    for _ in range(90):  # within what is left of the burst
+        session.receive(ping, 1000)
+    with pytest.raises(sp.ProtocolError, match="flooding"):
+        drain(session, ping, 200)
+
+
+def drain(session: sp.PeerSync, message: bytes, count: int) -> None:
+    """Send ``count`` messages at one instant."""
+    for _ in range(count):
+        session.receive(message, 1000)

@@ -34,6 +34,8 @@ from worksync_p2p.core.repo import Repo
 
 MAX_KEY_BYTES = 4096
 MAX_KEYS_PER_MESSAGE = 2048
+FLOOD_BURST = 50_000
+FLOOD_PER_SECOND = 5_000
 
 
 class ProtocolError(Exception):
@@ -114,6 +116,30 @@ def _fields(kind: Kind, fields: list[bytes], count: int) -> list[bytes]:
 
 
 @dataclass
+class RateLimit:
+    """A token bucket on incoming messages: a flooding peer is cut off, not served.
+
+    The burst allows a first sync of tens of thousands of items; the refill
+    rate is far above what people and agents editing files produce.
+    """
+
+    burst: int = FLOOD_BURST
+    per_second: int = FLOOD_PER_SECOND
+    tokens: float = -1.0
+    last_ms: int = 0
+
+    def take(self, now_ms: int) -> None:
+        if self.tokens < 0:
+            self.tokens, self.last_ms = float(self.burst), now_ms
+        elapsed_ms = max(0, now_ms - self.last_ms)
+        self.tokens = min(float(self.burst), self.tokens + elapsed_ms * self.per_second / 1000)
+        self.last_ms = now_ms
+        if self.tokens < 1:
+            raise ProtocolError(f"flooding: over {self.per_second} messages/s")
+        self.tokens -= 1
+
+
+@dataclass
 class PeerSync:
     """One session's sync state. ``now_ms`` is passed in; nothing here blocks or sleeps."""
 
@@ -124,6 +150,7 @@ class PeerSync:
     last_heard_ms: int = 0
     last_sent_ms: int = 0
     asked: set[str] = field(default_factory=set)
+    limit: RateLimit = field(default_factory=lambda: RateLimit(FLOOD_BURST, FLOOD_PER_SECOND))
 
     def __post_init__(self) -> None:
         self.last_heard_ms = self.last_sent_ms = self.now_ms
@@ -143,6 +170,7 @@ class PeerSync:
     def receive(self, message: bytes, now_ms: int) -> tuple[list[bytes], list[Received]]:
         """Handle one message: what to send back, and the updates to apply."""
         self.now_ms = self.last_heard_ms = now_ms
+        self.limit.take(now_ms)
         kind, fields = decode(message)
         if kind in (Kind.SYNC2, Kind.UPDATE):
             key_raw, update = _fields(kind, fields, 2)
