@@ -43,11 +43,11 @@ def stop(proc: Proc) -> float:
 def test_a_second_up_is_refused_and_a_killed_daemon_is_taken_over(tmp_path: Path) -> None:
     root = tmp_path / "ws"
     with processes() as started:
-        first = Proc("up", str(root), cwd=tmp_path)
+        first = Proc("up", str(root), "--local-only", cwd=tmp_path)
         started.append(first)
         assert str(root) in first.wait_line("serving", timeout=30)
 
-        second = run_once("up", str(root), cwd=tmp_path)
+        second = run_once("up", str(root), "--local-only", cwd=tmp_path)
         assert second.returncode == 4, second.stderr
         assert second.returncode == ExitCode.ALREADY_RUNNING
         assert f"PID {first.pid}" in second.stderr
@@ -58,7 +58,7 @@ def test_a_second_up_is_refused_and_a_killed_daemon_is_taken_over(tmp_path: Path
         first.signal(signal.SIGKILL)
         assert first.wait(10) == -signal.SIGKILL
 
-        third = Proc("up", str(root), cwd=tmp_path)
+        third = Proc("up", str(root), "--local-only", cwd=tmp_path)
         started.append(third)
         third.wait_line("serving", timeout=30)
         assert (root / ".worksync" / "daemon.lock").read_text() == f"{third.pid}\n"
@@ -70,7 +70,7 @@ def test_a_second_up_is_refused_and_a_killed_daemon_is_taken_over(tmp_path: Path
 def test_events_prints_live_changes_and_up_stops_on_sigterm(tmp_path: Path) -> None:
     root = tmp_path / "ws"
     with processes() as started:
-        up = Proc("up", str(root), cwd=tmp_path)
+        up = Proc("up", str(root), "--local-only", cwd=tmp_path)
         started.append(up)
         up.wait_line("serving", timeout=30)
 
@@ -108,7 +108,7 @@ def test_up_reports_a_bad_file_once_on_stderr_and_leaves_it(tmp_path: Path) -> N
     (root / "broken.md").write_bytes(bad)
     (root / "good.md").write_text(ITEM)
     with processes() as started:
-        up = Proc("up", str(root), cwd=tmp_path)
+        up = Proc("up", str(root), "--local-only", cwd=tmp_path)
         started.append(up)
         line = up.wait_line("serving", timeout=30)
         assert "(1 items, 1 unreadable)" in line

@@ -192,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument(
         "--local-only", action="store_true", help="follow the folder without syncing with peers"
     )
+    command.add_argument(
+        "--no-mdns", action="store_true", help="do not find peers by mDNS (static peers only)"
+    )
+    command.add_argument(
+        "--interface",
+        action="append",
+        default=[],
+        metavar="IFACE",
+        help="run mDNS only on this interface or address (repeatable; default: all)",
+    )
     command.set_defaults(handler=_cmd_up)
 
     command = _add_command(commands, "peers", "list known peers: address, last seen, connected")
@@ -367,7 +377,15 @@ def _init_summary(result: InitResult) -> dict[str, object]:
 
 
 def _cmd_up(args: argparse.Namespace) -> ExitCode:
-    net = commands.net_options(args.dir, args.host, args.port, args.peer, args.local_only)
+    net = commands.net_options(
+        args.dir,
+        args.host,
+        args.port,
+        args.peer,
+        local_only=args.local_only,
+        mdns=not args.no_mdns,
+        interfaces=args.interface,
+    )
     commands.up(args.dir, json_output=args.json, net=net)
     return ExitCode.OK
 

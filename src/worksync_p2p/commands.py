@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import json
 import random
 import socket
@@ -159,25 +160,44 @@ def _network_line(info: node.Started, net: node.NetOptions) -> str:
     if not net.enabled:
         return "worksync-p2p: local workspace only (--local-only): not syncing with peers"
     dialling = ", ".join(net.peers) or "none"
-    return (
-        f"worksync-p2p: listening on {info.address}; static peers: {dialling}; "
-        "mDNS discovery is not implemented yet: name peers with --peer HOST:PORT"
-    )
+    finding = "mDNS on" if net.mdns else "mDNS off"
+    return f"worksync-p2p: listening on {info.address}; static peers: {dialling}; {finding}"
 
 
 def net_options(
-    root: Path, host: str | None, port: int | None, peers: list[str], local_only: bool
+    root: Path,
+    host: str | None,
+    port: int | None,
+    peers: list[str],
+    *,
+    local_only: bool = False,
+    mdns: bool = True,
+    interfaces: list[str] | None = None,
 ) -> node.NetOptions:
-    """Command-line flags over config.toml over the defaults."""
+    """Command-line flags over config.toml over the defaults.
+
+    mDNS stays off on a loopback-only listener: nothing on the LAN could reach
+    us, and it keeps multicast off every interface when tests run peers locally.
+    """
     config = _config(root)
     for address in peers:
         _check_address(address)
+    listen_host = host if host is not None else config.listen_host
     return node.NetOptions(
         enabled=not local_only,
-        host=host if host is not None else config.listen_host,
+        host=listen_host,
         port=port if port is not None else config.listen_port,
         peers=tuple(dict.fromkeys([*config.peers, *peers])),
+        mdns=mdns and config.mdns and not _is_loopback(listen_host),
+        interfaces=tuple(interfaces or ()),
     )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _check_address(address: str) -> None:

@@ -373,10 +373,6 @@ class NetOptions:
     mdns: bool = False
     interfaces: tuple[str, ...] = ()
 
-    @classmethod
-    def from_config(cls, config: Config) -> NetOptions:
-        return cls(True, config.listen_host, config.listen_port, tuple(config.peers))
-
 
 def split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
