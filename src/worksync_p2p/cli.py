@@ -161,25 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     command = _add_command(commands, "init", "create a workspace (harmless if it exists)")
-    command.add_argument(
-        "dir",
-        nargs="?",
-        type=Path,
-        default=DEFAULT_ROOT,
-        metavar="DIR",
-        help=f"folder of work items (default: ./{DEFAULT_ROOT})",
-    )
+    add_dir_argument(command)
     command.set_defaults(handler=_cmd_init)
 
     command = _add_command(commands, "up", "start the peer: follow the folder and keep it in sync")
-    command.add_argument(
-        "dir",
-        nargs="?",
-        type=Path,
-        default=DEFAULT_ROOT,
-        metavar="DIR",
-        help=f"folder of work items, created if missing (default: ./{DEFAULT_ROOT})",
-    )
+    add_dir_argument(command, created=True)
     command.add_argument("--host", help="address to listen on (default from config: 0.0.0.0)")
     command.add_argument("--port", type=int, help="port to listen on; 0 picks a free one")
     command.add_argument(
@@ -221,14 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     command = _add_command(commands, "join", "create a workspace that belongs to an invitation")
     command.add_argument("code", metavar="CODE", help="the code `worksync-p2p invite` printed")
-    command.add_argument(
-        "dir",
-        nargs="?",
-        type=Path,
-        default=DEFAULT_ROOT,
-        metavar="DIR",
-        help=f"folder of work items (default: ./{DEFAULT_ROOT})",
-    )
+    add_dir_argument(command)
     command.set_defaults(handler=_cmd_join)
 
     command = _add_command(
@@ -296,6 +275,19 @@ def _add_command(
     )
     _add_global_options(parser, in_subcommand=True)
     return parser
+
+
+def add_dir_argument(parser: argparse.ArgumentParser, *, created: bool = False) -> None:
+    """The optional ``DIR`` positional of init, up and join."""
+    note = ", created if missing" if created else ""
+    parser.add_argument(
+        "dir",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_ROOT,
+        metavar="DIR",
+        help=f"folder of work items{note} (default: ./{DEFAULT_ROOT})",
+    )
 
 
 def add_workspace_option(parser: argparse.ArgumentParser) -> None:

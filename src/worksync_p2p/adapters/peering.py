@@ -40,6 +40,10 @@ RECONNECT_MAX_S = 10.0
 OUTBOX_MAX = 100_000
 
 
+Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+Handshake = handshake.Initiator | handshake.Responder
+
+
 def now_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
@@ -58,7 +62,7 @@ class Link:
     peer_id: str
     address: str
     initiator_id: str
-    ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+    ws: Socket
     session: frames.Session
     sync: sp.PeerSync
     closed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -97,7 +101,7 @@ class Peering:
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         # Every open WebSocket, handshakes included, so close() can end them all.
-        self._sockets: set[web.WebSocketResponse | aiohttp.ClientWebSocketResponse] = set()
+        self._sockets: set[Socket] = set()
         self._stopping = False
 
     # -- serving -----------------------------------------------------------
@@ -168,8 +172,8 @@ class Peering:
 
     async def _serve(
         self,
-        ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-        shake: handshake.Initiator | handshake.Responder,
+        ws: Socket,
+        shake: Handshake,
         address: str,
         *,
         initiator: bool,
@@ -182,8 +186,8 @@ class Peering:
 
     async def _handshake_then_run(
         self,
-        ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-        shake: handshake.Initiator | handshake.Responder,
+        ws: Socket,
+        shake: Handshake,
         address: str,
         initiator: bool,
     ) -> str | None:
@@ -214,8 +218,8 @@ class Peering:
 
     async def _handshake(
         self,
-        ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-        shake: handshake.Initiator | handshake.Responder,
+        ws: Socket,
+        shake: Handshake,
         address: str,
         initiator: bool,
     ) -> Link | None:
