@@ -6,11 +6,11 @@ import argparse
 import sys
 import time
 
-from benchmarks import bridge, foundation
+from benchmarks import bridge, foundation, peers
 from benchmarks.harness import Result, as_json, markdown_table
 from benchmarks.session import Config, Session, progress
 
-CASES = foundation.CASES + bridge.CASES
+CASES = foundation.CASES + bridge.CASES + peers.CASES
 
 
 def selected(only: str | None) -> list[foundation.Case]:

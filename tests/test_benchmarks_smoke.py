@@ -37,6 +37,13 @@ ROW_PREFIXES = (
     "bridge 200: atomic save -> event",
     "bridge 200: in-place save -> event",
     "bridge 200: burst of 100 saves, converged after last",
+    "peers 200: edit saved on A -> file rewritten on B",
+    "peers 200: first sync to an empty peer, spawn -> all files",
+    "peers 200: first sync, spawn -> peer joined",
+    "peers 200: first sync, spawn -> first file on B",
+    "peers 200: reconnect unchanged, bytes on the wire",
+    "peers 200: reconnect, spawn -> peer joined",
+    "peers 200: reconnect, connect -> digest exchange done",
 )
 VALUE = re.compile(r"^\d+(\.\d+)? (µs|ms|s|KiB|MiB)$")
 

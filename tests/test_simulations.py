@@ -1,0 +1,288 @@
+"""The deterministic simulation, as CI runs it: a fixed set of seeds, determinism, known bugs.
+
+The fixed set is 200 seeds of 5 peers x 100 operations (about two minutes on
+one core; 5 x 200 would not fit in three). Seeds that fail today because of an
+open bug (see ``simulations/README.md``, "Bugs found") are ``xfail(strict=True)``:
+when a fix makes one pass, pytest says so and the entry comes out of
+``KNOWN_FAILING``. Each bug also has a named regression test on its smallest
+known reproduction.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from simulations import textedit as te
+from simulations.__main__ import main
+from simulations.memfs import MemFS
+from simulations.world import Result, run_seed
+from worksync_p2p.core.bridge import content_hash
+from worksync_p2p.ports import WriteOutcome
+
+CI_SEEDS = range(1, 201)
+CI_PEERS = 5
+CI_OPS = 100
+SOAK_SEEDS = range(10_000, 10_600)
+
+KNOWN_FAILING: dict[int, tuple[str, ...]] = {
+    2: ("lost-edit",),
+    3: ("lost-edit",),
+    4: ("lost-edit",),
+    5: ("lost-edit",),
+    7: ("diverged",),
+    8: ("lost-edit",),
+    9: ("lost-edit",),
+    10: ("lost-edit",),
+    11: ("lost-edit",),
+    12: ("lost-edit",),
+    14: ("diverged",),
+    15: ("lost-edit",),
+    16: ("lost-edit",),
+    17: ("lost-edit",),
+    18: ("lost-edit",),
+    19: ("lost-edit",),
+    21: ("diverged",),
+    22: ("lost-edit",),
+    23: ("lost-edit",),
+    26: ("lost-edit",),
+    27: ("diverged",),
+    30: ("lost-edit",),
+    31: ("diverged",),
+    32: ("lost-edit",),
+    33: ("diverged",),
+    34: ("lost-edit",),
+    35: ("lost-edit",),
+    37: ("lost-edit",),
+    38: ("lost-edit",),
+    39: ("lost-edit",),
+    40: ("lost-edit",),
+    43: ("diverged",),
+    44: ("lost-edit",),
+    45: ("lost-edit",),
+    46: ("lost-edit",),
+    47: ("lost-edit",),
+    49: ("lost-edit",),
+    51: ("lost-edit",),
+    55: ("lost-edit",),
+    56: ("lost-edit",),
+    57: ("lost-edit",),
+    59: ("lost-edit",),
+    60: ("lost-edit",),
+    61: ("lost-edit",),
+    62: ("lost-edit",),
+    63: ("diverged",),
+    64: ("lost-edit",),
+    68: ("lost-edit",),
+    69: ("diverged",),
+    70: ("lost-edit",),
+    71: ("diverged",),
+    72: ("exception",),
+    73: ("lost-edit",),
+    75: ("diverged",),
+    76: ("lost-edit",),
+    77: ("lost-edit",),
+    79: ("lost-edit",),
+    80: ("lost-edit",),
+    81: ("lost-edit",),
+    82: ("diverged",),
+    83: ("lost-edit",),
+    84: ("lost-edit",),
+    85: ("diverged",),
+    87: ("lost-edit",),
+    89: ("lost-edit",),
+    91: ("lost-edit",),
+    92: ("lost-edit",),
+    94: ("lost-edit",),
+    95: ("lost-edit",),
+    98: ("lost-edit",),
+    99: ("diverged",),
+    100: ("lost-edit",),
+    101: ("diverged",),
+    103: ("diverged",),
+    104: ("lost-edit",),
+    105: ("lost-edit",),
+    106: ("diverged",),
+    107: ("lost-edit",),
+    108: ("lost-edit",),
+    109: ("diverged",),
+    111: ("lost-edit",),
+    112: ("diverged",),
+    113: ("lost-edit",),
+    115: ("lost-edit",),
+    117: ("diverged",),
+    118: ("lost-edit",),
+    119: ("diverged",),
+    120: ("lost-edit",),
+    121: ("lost-edit",),
+    122: ("diverged",),
+    126: ("diverged",),
+    127: ("lost-edit",),
+    129: ("lost-edit",),
+    130: ("lost-edit",),
+    131: ("lost-edit",),
+    133: ("lost-edit",),
+    134: ("lost-edit",),
+    135: ("diverged",),
+    136: ("lost-edit",),
+    140: ("diverged",),
+    141: ("lost-edit",),
+    143: ("lost-edit",),
+    144: ("lost-edit",),
+    145: ("lost-edit",),
+    146: ("lost-edit",),
+    149: ("lost-edit",),
+    150: ("lost-edit",),
+    151: ("lost-edit",),
+    152: ("diverged",),
+    155: ("diverged",),
+    156: ("diverged",),
+    157: ("lost-edit",),
+    158: ("diverged",),
+    159: ("diverged",),
+    160: ("lost-edit",),
+    161: ("diverged",),
+    164: ("diverged",),
+    167: ("diverged",),
+    168: ("lost-edit",),
+    169: ("lost-edit",),
+    172: ("diverged",),
+    173: ("lost-edit",),
+    174: ("lost-edit",),
+    176: ("lost-edit",),
+    177: ("diverged",),
+    178: ("lost-edit",),
+    179: ("lost-edit",),
+    180: ("lost-edit",),
+    181: ("lost-edit",),
+    182: ("lost-edit",),
+    185: ("lost-edit",),
+    186: ("diverged",),
+    187: ("lost-edit",),
+    188: ("lost-edit",),
+    191: ("diverged",),
+    192: ("lost-edit",),
+    193: ("lost-edit",),
+    194: ("diverged",),
+    196: ("lost-edit",),
+    198: ("diverged",),
+    199: ("lost-edit",),
+    200: ("lost-edit",),
+}
+"""Seed -> what it reports today (lost-edit: mostly B1; diverged: B2, B3, B5; exception: B6)."""
+
+
+@pytest.fixture(autouse=True)
+def _quiet_node_logs() -> None:
+    # Runs provoke refused writes and duplicate ids on purpose; the node warns about each.
+    logging.getLogger("worksync_p2p").setLevel(logging.CRITICAL)
+
+
+def _explain(result: Result) -> str:
+    return "\n".join([*result.problems[:5], f"reproduce: {result.command()}"])
+
+
+def _ci_params() -> list[object]:
+    out: list[object] = []
+    for seed in CI_SEEDS:
+        known = KNOWN_FAILING.get(seed)
+        marks = (
+            [pytest.mark.xfail(strict=True, reason=f"open bug(s): {', '.join(known)}")]
+            if known
+            else []
+        )
+        out.append(pytest.param(seed, marks=marks, id=f"seed{seed}"))
+    return out
+
+
+@pytest.mark.parametrize("seed", _ci_params())
+def test_seed(seed: int) -> None:
+    result = run_seed(seed, CI_PEERS, CI_OPS)
+    assert result.ok, _explain(result)
+
+
+def test_same_seed_same_run() -> None:
+    first = run_seed(7, 3, 60)
+    second = run_seed(7, 3, 60)
+    assert first.trace_hash == second.trace_hash
+    assert first.stats == second.stats
+    assert run_seed(8, 3, 60).trace_hash != first.trace_hash
+
+
+def test_runner_prints_hash_and_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--seed", "1", "--peers", "2", "--ops", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "seeds/minute" in out
+    assert "trace hash " in out
+
+
+def test_memfs_write_expectations() -> None:
+    fs = MemFS()
+    assert fs.write_if("a.md", "one", None) is WriteOutcome.WRITTEN
+    assert fs.write_if("a.md", "two", None) is WriteOutcome.CHANGED  # exists: None expected absent
+    assert fs.write_if("a.md", "two", content_hash(b"one")) is WriteOutcome.WRITTEN
+    assert not fs.remove_if("a.md", content_hash(b"one"))
+    assert fs.remove_if("a.md", content_hash(b"two"))
+    assert fs.write_if("../out.md", "x", None) is WriteOutcome.UNSAFE
+    assert fs.counters.unsafe == ["../out.md"]
+    assert fs.list_items() == []
+
+
+def test_markers_survive_the_house_style_edits() -> None:
+    split = te.Split.parse("---\nid: x\ntags: []\n---\nbody\n")
+    assert split is not None
+    added = te.Split.parse(te.add_tag(split, te.marker(1)).text)
+    assert added is not None
+    assert te.tags(added) == [te.marker(1)]
+
+
+# -- bugs the harness found (open: each fails today) -----------------------------------------
+
+
+def _bug(seed: int, peers: int, ops: int) -> None:
+    result = run_seed(seed, peers, ops)
+    assert result.ok, _explain(result)
+
+
+@pytest.mark.xfail(strict=True, reason="B1: a delete absorbs a remote edit that arrived after it")
+def test_b1_delete_drops_a_concurrent_remote_edit() -> None:
+    _bug(37, 2, 8)
+
+
+@pytest.mark.xfail(strict=True, reason="B2: a save racing a remote rename is never synced")
+def test_b2_save_racing_a_remote_rename_is_stranded() -> None:
+    _bug(13, 2, 20)
+
+
+@pytest.mark.xfail(strict=True, reason="B3: a refused write stores the render's digest")
+def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
+    _bug(162, 2, 20)
+
+
+@pytest.mark.xfail(strict=True, reason="B4: power loss keeps the untrack, drops the delete")
+def test_b4_power_loss_brings_a_deleted_item_back() -> None:
+    _bug(189, 2, 20)
+
+
+@pytest.mark.xfail(strict=True, reason="B5: power loss keeps the file record, drops the edit")
+def test_b5_power_loss_strands_an_ingested_save() -> None:
+    _bug(189, 2, 8)
+
+
+@pytest.mark.xfail(strict=True, reason="B6: equal list positions crash the next list edit")
+def test_b6_concurrent_list_inserts_crash_a_later_edit() -> None:
+    _bug(72, 5, 100)
+
+
+@pytest.mark.xfail(strict=True, reason="B7: a start during an in-place save empties the item")
+def test_b7_start_during_an_in_place_save_duplicates_the_body() -> None:
+    _bug(295, 2, 40)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@pytest.mark.xfail(reason="open bugs B1-B7: a long soak hits them; the output lists seeds")
+def test_soak() -> None:
+    failed = [r for r in (run_seed(s) for s in SOAK_SEEDS) if not r.ok]
+    assert not failed, "\n".join(r.command() for r in failed[:50])
