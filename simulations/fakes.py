@@ -8,7 +8,7 @@ inject faults, such as :meth:`MemoryStore.crash`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from pycrdt import merge_updates
@@ -50,6 +50,7 @@ class MemoryStore:
         self._meta: dict[str, bytes] = {}
         self._files: dict[str, FileRecord] = {}
         self._unflushed: _Undo | None = None
+        self._batch: _Undo | None = None
         self._closed = False
 
     # -- fault injection ------------------------------------------------------
@@ -147,12 +148,22 @@ class MemoryStore:
     def set_meta(self, name: str, value: bytes) -> None:
         self._check_open()
         undo = self._begin_write()
-        undo.meta[name] = self._meta.get(name)
+        undo.meta.setdefault(name, self._meta.get(name))
         self._meta[name] = bytes(value)
 
     def batch(self) -> AbstractContextManager[None]:
-        # Every write here is already immediate; a crash model per batch is not needed.
-        return nullcontext()
+        """Writes inside are one transaction: a power cut keeps all or none of them."""
+        if self._batch is not None:
+            return nullcontext()
+        return self._batched()
+
+    @contextmanager
+    def _batched(self) -> Iterator[None]:
+        self._batch = self._unflushed = _Undo()
+        try:
+            yield
+        finally:
+            self._batch = None
 
     def close(self) -> None:
         self._unflushed = None
@@ -165,6 +176,9 @@ class MemoryStore:
             raise RuntimeError("MemoryStore is closed")
 
     def _begin_write(self) -> _Undo:
+        if self._batch is not None:
+            self._unflushed = self._batch
+            return self._batch
         self._unflushed = _Undo()
         return self._unflushed
 

@@ -85,6 +85,9 @@ class Delete:
 class Ledger:
     markers: dict[str, Marker] = field(default_factory=dict)
     deletes: list[Delete] = field(default_factory=list)
+    # What a peer's replica held when its person removed the file: the delete
+    # is decided later (after a grace period) but has seen only this.
+    delete_seen: dict[tuple[str, str], bytes] = field(default_factory=dict)
     edits: dict[str, list[StateVector]] = field(default_factory=dict)
     saves: int = 0
     ops_done: int = 0

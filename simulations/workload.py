@@ -225,6 +225,10 @@ class Workload:
         self.ledger.retract(
             te.markers_in(pick.text) + list(self._conflict_markers(pick.peer, pick.key))
         )
+        node = pick.peer.node
+        state = node.repo.encoded(pick.key) if node is not None else None
+        if state is not None:
+            self.ledger.delete_seen[(pick.peer.label, pick.key)] = state
         pick.peer.fs.remove(pick.relpath)
         self.sim.trace.op(self.sim.now, f"{pick.peer.label} delete {pick.relpath}")
         return True

