@@ -9,6 +9,7 @@ the watcher, the bridge's timers, the event and control sockets, and peering.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 HLC_META = "hlc"
 CLOCK_SAVE_EVERY_MS = 10_000
 PEERS_META = "peers"
+BASES_META = "bridge-bases"
 CLIENT_ID_BITS = 32
 """A fresh Yjs client id per run, as Yjs clients do: reusing one after a crash
 that lost its last update would make two different operations share an id."""
@@ -109,6 +111,7 @@ class LocalNode:
         self._items: RepoItems | None = None
         self._records: dict[str, FileRecord] = {}
         self._clock_saved_ms = 0
+        self._saved_bases: set[str] = set()
 
     def started(self) -> Started:
         count = len(self.bridge.disk)
@@ -139,6 +142,7 @@ class LocalNode:
                 self.peering.drop_revoked(self.is_allowed)
             return
         self.execute(self.bridge.on_remote(key, origin))
+        self._save_bases()
 
     # -- membership --------------------------------------------------------
 
@@ -208,6 +212,8 @@ class LocalNode:
     def load(self) -> None:
         for key, state in self.store.load_all():
             self.repo.load(key, state)
+        self.bridge.base.update(_load_bases(self.store))
+        self._saved_bases = set(self.bridge.base)
         self._records = self.store.load_files()
         for relpath, record in self._records.items():
             self.bridge.disk.set(relpath, br.FileRecord(record.key, record.digest))
@@ -264,6 +270,20 @@ class LocalNode:
         # and its file record, survive a power cut together or not at all.
         with self.store.batch():
             self._execute_all(effects, depth)
+            self._save_bases()
+
+    def _save_bases(self) -> None:
+        """Keep the bridge's "state this file last matched" across restarts.
+
+        A delete or a save decided after a restart must still be based on what
+        the file held, not on peer changes that arrived since; the bases change
+        only while a document is ahead of its file, so this writes rarely.
+        """
+        if set(self.bridge.base) == self._saved_bases:
+            return
+        self._saved_bases = set(self.bridge.base)
+        blob = {key: base64.b64encode(state).decode() for key, state in self.bridge.base.items()}
+        self.store.set_meta(BASES_META, json.dumps(blob).encode())
 
     def _execute_all(self, effects: list[br.Effect], depth: int) -> None:
         refused: str | None = None
@@ -338,6 +358,16 @@ class LocalNode:
             return
         self._clock_saved_ms = state[0]
         self.store.set_meta(HLC_META, f"{state[0]},{state[1]}".encode())
+
+
+def _load_bases(store: Store) -> dict[str, bytes]:
+    raw = store.get_meta(BASES_META)
+    try:
+        data = json.loads(raw) if raw else {}
+        return {str(k): base64.b64decode(v) for k, v in data.items()}
+    except (ValueError, AttributeError, TypeError):
+        log.warning("the saved bridge bases are unreadable; starting without them")
+        return {}
 
 
 def _load_peers(store: Store) -> dict[str, dict[str, Any]]:

@@ -180,6 +180,8 @@ class Bridge:
                 self.base[key] = state
 
     def _remember_base(self, key: str) -> None:
+        if key in self.base:
+            return  # an older state the file matched is already remembered
         state = self.repo.encoded(key)
         if state is not None:
             self.base.setdefault(key, state)
