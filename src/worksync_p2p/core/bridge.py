@@ -164,6 +164,8 @@ class Bridge:
     confirmed_empty: set[str] = field(default_factory=set)
     duplicates: dict[str, str] = field(default_factory=dict)
     base: dict[str, bytes] = field(default_factory=dict)
+    strays: dict[str, str] = field(default_factory=dict)
+    """Items whose old file vanished while we moved them: key -> digest we wrote."""
 
     # -- remote changes arriving ----------------------------------------------
 
@@ -265,12 +267,19 @@ class Bridge:
     ) -> list[Effect]:
         key = naming.item_key(parsed.fields, relpath)
         owner = self.path_of(key)
+        effects: list[Effect] = []
         if owner is not None and owner != relpath and owner not in self.pending_delete:
-            self.duplicates[relpath] = key
-            return self._report(relpath, f"id {key!r} is already used by {owner}; not synced")
+            if not self._ours_to_yield(key, owner):
+                self.duplicates[relpath] = key
+                return self._report(relpath, f"id {key!r} is already used by {owner}; not synced")
+            # The user moved the file while a peer's rename was being written:
+            # the file we wrote for the peer's path gives way to the user's.
+            gone = self.disk.pop(owner)
+            if gone is not None:
+                effects += [RemoveFile(owner, gone.digest, key), Untracked(owner)]
+            owner = None
         self.bad.pop(relpath, None)
         self.duplicates.pop(relpath, None)
-        effects: list[Effect] = []
         record = self.disk.get(relpath)
         if record is not None and record.key != key:
             effects += self._delete_item(record.key, relpath, now_ms, FILE_ORIGIN)
@@ -297,6 +306,15 @@ class Bridge:
             # Merged with changes the file had not seen: write the merge back.
             effects += self.on_remote(key, FILE_ORIGIN)
         return effects
+
+    def _ours_to_yield(self, key: str, owner: str) -> bool:
+        """Whether ``owner`` is a file we wrote while the user's copy went missing."""
+        stray = self.strays.get(key)
+        record = self.disk.get(owner)
+        if stray is None or record is None or record.digest != stray:
+            return False
+        del self.strays[key]
+        return True
 
     def _file_gone(self, relpath: str, now_ms: int) -> list[Effect]:
         record = self.disk.pop(relpath)
@@ -402,7 +420,15 @@ class Bridge:
         stands and a delete loses), and the stray file goes once merged.
         """
         item = self.repo.get(key)
-        if data is None or item is None:
+        if item is None:
+            return []
+        if data is None:
+            # Gone before we could remove it: the user moved or deleted it. If
+            # their copy turns up elsewhere, the file we wrote must give way.
+            current = self.disk.path_of(key)
+            record = self.disk.get(current) if current is not None else None
+            if record is not None:
+                self.strays[key] = record.digest
             return []
         try:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
