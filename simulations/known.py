@@ -23,7 +23,7 @@ def kind(problem: str) -> str:
         return "diverged"
     if "came back" in problem:
         return "delete-came-back"
-    return problem.split(":")[0].replace(" ", "-")[:30]
+    return problem.split(":", maxsplit=1)[0].replace(" ", "-")[:30]
 
 
 def main(argv: list[str]) -> int:
