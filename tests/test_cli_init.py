@@ -11,21 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.clihelpers import run_cli as run
 from worksync_p2p import __version__, identity
 from worksync_p2p.cli import ExitCode, emit_json, emit_table, main
 
 STATE = Path(".claude-work") / ".worksync"
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "worksync_p2p", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.clihelpers import run_cli as cli
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core import codec
 from worksync_p2p.core.hlc import Hlc
@@ -19,17 +18,6 @@ from worksync_p2p.core.repo import Repo
 from worksync_p2p.workspace import init
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "worksync_p2p", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def cli_json(*args: str, cwd: Path, code: int = 0) -> Any:

@@ -8,27 +8,15 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from tests.clihelpers import run_cli as run_once
 from tests.nodehelpers import Proc, processes
 from worksync_p2p.cli import ExitCode
 
 ITEM = "---\nid: live-item\nstatus: open\n---\nbody\n"
 STOP_S = 2.0
-
-
-def run_once(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "worksync_p2p", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def stop(proc: Proc) -> float:

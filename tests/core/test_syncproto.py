@@ -22,6 +22,16 @@ def make_repo(peer: str, client_id: int, count: int, start: int = 0) -> Repo:
     return repo
 
 
+def copy_of(source: Repo) -> Repo:
+    """A second replica holding exactly what ``source`` holds (a clone that synced)."""
+    copy = Repo(Writer("peer-b", Hlc("peer-b"), 0), 2)
+    for key in source.item_keys():
+        state = source.encoded(key)
+        assert state is not None
+        copy.load(key, state)
+    return copy
+
+
 class Link:
     """Delivers messages between two sessions until both are quiet; counts bytes."""
 
@@ -74,11 +84,7 @@ def renders(repo: Repo) -> dict[str, str | None]:
 
 def test_equal_replicas_exchange_only_their_roots() -> None:
     a = make_repo("peer-a", 1, 1000)
-    b = Repo(Writer("peer-b", Hlc("peer-b"), 0), 2)
-    for key in a.item_keys():
-        state = a.encoded(key)
-        assert state is not None
-        b.load(key, state)
+    b = copy_of(a)
     link = Link(a, b)
     link.run()
     assert link.messages == 2
@@ -96,11 +102,7 @@ def test_disjoint_replicas_end_with_the_union() -> None:
 
 def test_divergent_edits_of_shared_items_merge_both_ways() -> None:
     a = make_repo("peer-a", 1, 20)
-    b = Repo(Writer("peer-b", Hlc("peer-b"), 0), 2)
-    for key in a.item_keys():
-        state = a.encoded(key)
-        assert state is not None
-        b.load(key, state)
+    b = copy_of(a)
     a.ingest("item-3", "item-3.md", parse(item_text(3, "done"), "item-3.md"), 2000)
     b.ingest("item-7", "item-7.md", parse(item_text(7, "review"), "item-7.md"), 2000)
     link = Link(a, b)
@@ -112,11 +114,7 @@ def test_divergent_edits_of_shared_items_merge_both_ways() -> None:
 
 def test_a_small_difference_among_many_items_costs_little() -> None:
     a = make_repo("peer-a", 1, 2000)
-    b = Repo(Writer("peer-b", Hlc("peer-b"), 0), 2)
-    for key in a.item_keys():
-        state = a.encoded(key)
-        assert state is not None
-        b.load(key, state)
+    b = copy_of(a)
     a.ingest("item-5", "item-5.md", parse(item_text(5, "done"), "item-5.md"), 2000)
     link = Link(a, b)
     link.run()
