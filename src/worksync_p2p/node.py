@@ -16,7 +16,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,92 @@ class LocalNode:
             return
         self.execute(self.bridge.on_remote(key, origin))
         self._save_bases()
+
+    def receive_many(self, updates: Sequence[tuple[str, bytes]], origin: str) -> None:
+        """Many peers' updates (a first sync's batch): as ``receive`` for each, but
+        items new to us are adopted in one transaction and their files written
+        as one batch.
+
+        Durability, in this order (each step durable before the next starts):
+
+        1. the updates, in one fsynced commit (``durable_batch``): nothing the
+           store had is lost, and no file can outlive the update it renders;
+        2. the files, whole, under their names (``files.write_new_files``:
+           temp files, one flush, then links, then the folders fsynced);
+        3. their file records, in one commit.
+
+        A crash after 1 leaves items without files: start-up renders them
+        (``reconcile`` writes every item that has no file). A crash after 2
+        leaves whole files without records: start-up reads each, finds it equal
+        to its item, and records it. A record is written only for a file known
+        to be on disk whole, so no crash can make start-up take a partial or
+        empty file for the user's edit. Updates to items we already hold, and
+        the membership document, take the one-by-one path of ``receive``.
+
+        Raises ValueError for an update that does not decode, after keeping
+        the good ones that came before it.
+        """
+        fresh: dict[str, bytes] = {}
+        later: list[tuple[str, bytes]] = []
+        batched = isinstance(self.fs, files.RealFiles) and isinstance(self.store, SqliteStore)
+        for key, update in updates:
+            if key in fresh:
+                later.append((key, update))  # after the first one is adopted
+            elif batched and key not in self.repo and key != members.MEMBERS_KEY:
+                fresh[key] = update
+            else:
+                self.receive(key, update, origin)
+        error = self._adopt_and_write(list(fresh.items()), origin) if fresh else None
+        for key, update in later:
+            self.receive(key, update, origin)
+        if error is not None:
+            raise error
+
+    def _adopt_and_write(self, fresh: list[tuple[str, bytes]], origin: str) -> ValueError | None:
+        assert isinstance(self.store, SqliteStore)
+        adopted: list[tuple[str, bytes]] = []
+        error: ValueError | None = None
+        with self.store.durable_batch():
+            for key, update in fresh:
+                try:
+                    self.repo.adopt(key, update)
+                except ValueError as bad:
+                    error = bad
+                    break
+                adopted.append((key, update))
+            self.store.append_many(adopted)
+        batch: list[list[br.Effect]] = []
+        for key, _ in adopted:
+            effects = self.bridge.on_remote(key, origin)
+            if _simple_new_write(effects):
+                batch.append(effects)
+            else:
+                self.execute(effects)
+        if batch:
+            self._write_new(batch)
+        return error
+
+    def _write_new(self, batch: list[list[br.Effect]]) -> None:
+        """Steps 2 and 3 of ``receive_many``; a refused write takes write_if's way."""
+        assert isinstance(self.fs, files.RealFiles)
+        writes = [effects[0] for effects in batch]
+        assert all(isinstance(w, br.WriteFile) for w in writes)
+        texts = [(w.relpath, w.text) for w in writes if isinstance(w, br.WriteFile)]
+        outcomes = self.fs.write_new_many(texts)
+        with self.store.batch():
+            for effects, outcome in zip(batch, outcomes, strict=True):
+                write = effects[0]
+                assert isinstance(write, br.WriteFile)
+                if outcome is WriteOutcome.WRITTEN:
+                    self.bridge.wrote(write.key)
+                    self._execute_all(effects[1:], 0)
+                elif outcome is WriteOutcome.UNSAFE:
+                    log.warning("%s: leads outside the workspace; not written", write.relpath)
+                else:
+                    # A file took the name first: ingest it, then render again.
+                    self.feed(write.relpath)
+                    self.execute(self.bridge.on_remote(write.key, write.origin), 1)
+            self._save_bases()
 
     # -- membership --------------------------------------------------------
 
@@ -358,6 +444,17 @@ class LocalNode:
             return
         self._clock_saved_ms = state[0]
         self.store.set_meta(HLC_META, f"{state[0]},{state[1]}".encode())
+
+
+def _simple_new_write(effects: list[br.Effect]) -> bool:
+    """The bridge's effects for an item whose file does not exist yet: write, track, emit."""
+    return (
+        len(effects) == 3
+        and isinstance(effects[0], br.WriteFile)
+        and effects[0].expect is None
+        and isinstance(effects[1], br.Tracked)
+        and isinstance(effects[2], br.Emit)
+    )
 
 
 def _load_bases(store: Store) -> dict[str, bytes]:

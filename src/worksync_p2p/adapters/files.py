@@ -14,6 +14,7 @@ import contextlib
 import os
 import secrets
 import stat as stat_module
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from worksync_p2p import items
@@ -21,6 +22,7 @@ from worksync_p2p.core.bridge import content_hash
 from worksync_p2p.ports import Stat, WriteOutcome
 
 DEFAULT_MODE = 0o644
+FSYNC_THREADS = 8
 
 
 def stat(path: Path) -> Stat | None:
@@ -108,7 +110,15 @@ def remove_if(root: Path, relpath: str, expect: str) -> bool:
     return True
 
 
-__all__ = ["RealFiles", "Stat", "WriteOutcome", "inside", "read_item_bytes", "stat"]
+__all__ = [
+    "RealFiles",
+    "Stat",
+    "WriteOutcome",
+    "inside",
+    "read_item_bytes",
+    "stat",
+    "write_new_files",
+]
 
 
 class RealFiles:
@@ -131,3 +141,109 @@ class RealFiles:
 
     def remove_if(self, relpath: str, expect: str) -> bool:
         return remove_if(self.root, relpath, expect)
+
+    def write_new_many(self, texts: list[tuple[str, str]]) -> list[WriteOutcome]:
+        return write_new_files(self.root, texts)
+
+
+# -- many new files at once (a first sync) ----------------------------------------
+#
+# Added for the first sync (perf-sync); write_if above is unchanged. Per file,
+# write_if's fsync is most of the cost of receiving an item (about 0.5 ms on
+# ext4). Here every temp file is written first, then the lot is fsynced from
+# a few threads (the journal commits them together), then each is linked to
+# its name and the folders are fsynced. A name only
+# ever appears for bytes already on disk, so no crash or power cut can leave a
+# partial or empty item file under a real name; and a file that appeared in
+# the meantime is never replaced (link fails on an existing name).
+
+
+def _flush(fds: list[int]) -> None:
+    """fsync ``fds`` from a few threads at once: the journal commits them together.
+
+    Not syncfs: that would also flush every other program's dirty data on the
+    file system (and make our next file creations wait for it).
+    """
+    if len(fds) <= 1:
+        for fd in fds:
+            os.fsync(fd)
+        return
+    with ThreadPoolExecutor(max_workers=min(FSYNC_THREADS, len(fds))) as pool:
+        list(pool.map(os.fsync, fds))
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _new_temp(root: Path, relpath: str, text: str) -> tuple[Path, int] | WriteOutcome:
+    """The checks of write_if for a file that must not exist yet; a temp file written."""
+    path = root / relpath
+    if not inside(root, _deepest_existing(path)) or path.is_symlink():
+        return WriteOutcome.UNSAFE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not inside(root, path):
+        return WriteOutcome.UNSAFE
+    if os.path.lexists(path):
+        return WriteOutcome.CHANGED
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.worksync-tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, DEFAULT_MODE)
+    try:
+        os.write(fd, text.encode())
+        os.fchmod(fd, DEFAULT_MODE)  # the umask may have narrowed it
+    except BaseException:
+        os.close(fd)
+        os.unlink(temp)
+        raise
+    return temp, fd
+
+
+def _publish(temp: Path, path: Path) -> WriteOutcome:
+    """Give the durable temp file its name, unless a file took that name meanwhile."""
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        return WriteOutcome.CHANGED
+    except OSError:
+        # No hard links here (some network or FAT folders): check, then rename.
+        if os.path.lexists(path):
+            return WriteOutcome.CHANGED
+        os.replace(temp, path)
+    return WriteOutcome.WRITTEN
+
+
+def write_new_files(root: Path, texts: list[tuple[str, str]]) -> list[WriteOutcome]:
+    """Create many files that must not exist yet; an outcome per ``(relpath, text)``.
+
+    WRITTEN: the file is on disk whole (data and name durable) when this
+    returns. CHANGED: a file is already there (ingest it first). UNSAFE: as
+    in write_if.
+    """
+    outcomes: list[WriteOutcome] = []
+    temps: dict[int, tuple[Path, int]] = {}
+    try:
+        for index, (relpath, text) in enumerate(texts):
+            made = _new_temp(root, relpath, text)
+            if isinstance(made, WriteOutcome):
+                outcomes.append(made)
+            else:
+                outcomes.append(WriteOutcome.WRITTEN)
+                temps[index] = made
+        _flush([fd for _, fd in temps.values()])
+        folders: set[Path] = set()
+        for index, (temp, _) in temps.items():
+            path = root / texts[index][0]
+            outcomes[index] = _publish(temp, path)
+            folders.add(path.parent)
+        for folder in sorted(folders):
+            _fsync_folder(folder)
+    finally:
+        for temp, fd in temps.values():
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+    return outcomes

@@ -19,7 +19,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +38,13 @@ MAX_MESSAGE_BYTES = frames.MAX_FRAME_BYTES + 1024
 RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 10.0
 OUTBOX_MAX = 100_000
+APPLY_CHUNK = 64
+"""Messages handled between two turns of the event loop, their updates applied
+as one batch. A first sync brings thousands at once; handling them all in one
+go would starve the heartbeat and the writer for seconds, and the peer would
+declare us dead (it did, before this limit)."""
+INBOX_MAX = 4096
+_UPDATE_KINDS = (bytes([sp.Kind.SYNC2]), bytes([sp.Kind.UPDATE]))
 
 
 Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
@@ -55,6 +62,8 @@ class Replica(Protocol):
     def items(self) -> sp.RepoItems: ...
 
     def receive(self, key: str, update: bytes, origin: str) -> None: ...
+
+    def receive_many(self, updates: Sequence[tuple[str, bytes]], origin: str) -> None: ...
 
 
 @dataclass
@@ -253,31 +262,72 @@ class Peering:
         return True
 
     async def _run_link(self, link: Link) -> None:
-        writer = asyncio.ensure_future(link.write_forever())
-        heartbeat = asyncio.ensure_future(self._heartbeat(link))
+        inbox: asyncio.Queue[aiohttp.WSMessage | None] = asyncio.Queue(INBOX_MAX)
+        tasks = [
+            asyncio.ensure_future(link.write_forever()),
+            asyncio.ensure_future(self._heartbeat(link)),
+            asyncio.ensure_future(_read_forever(link.ws, inbox)),
+        ]
         try:
             link.send(link.sync.start())
-            async for message in link.ws:
-                if message.type != aiohttp.WSMsgType.BINARY:
-                    _check_ending(message)
-                    break
-                replies, received = link.sync.receive(link.session.open(message.data), now_ms())
-                link.send(replies)
-                for got in received:
-                    self._apply(link, got)
+            while await self._handle_some(link, inbox):
+                # aiohttp hands over buffered messages without suspending: give
+                # the writer, the heartbeat and the reader their turn.
+                await asyncio.sleep(0)
         finally:
             link.closed.set()
-            for task in (writer, heartbeat):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(writer, heartbeat, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _apply(self, link: Link, got: sp.Received) -> None:
-        before = self.replica.items.digests.get(got.key)
-        self.replica.receive(got.key, got.update, link.peer_id)
-        self.replica.items.refresh(got.key)
-        if self.replica.items.digests.get(got.key) != before:
-            # Pass it on: peers that do not see each other still converge through us.
-            self.broadcast(got.key, got.update, skip=link.peer_id)
+    async def _handle_some(
+        self, link: Link, inbox: asyncio.Queue[aiohttp.WSMessage | None]
+    ) -> bool:
+        """Handle the messages waiting (at most APPLY_CHUNK); False once the connection ended.
+
+        Updates from consecutive messages are applied together (one
+        ``receive_many``: one transaction, one batch of file writes); any other
+        message waits until they are applied, so it is answered from a state
+        that includes them.
+        """
+        pending: list[sp.Received] = []
+        message = await inbox.get()
+        for handled in range(1, APPLY_CHUNK + 1):
+            if message is None or message.type != aiohttp.WSMsgType.BINARY:
+                self._apply(link, pending)
+                if message is not None:
+                    _check_ending(message)
+                return False
+            plaintext = link.session.open(message.data)
+            if plaintext[:1] not in _UPDATE_KINDS:
+                self._apply(link, pending)
+                pending = []
+            replies, received = link.sync.receive(plaintext, now_ms())
+            link.send(replies)
+            pending += received
+            if handled == APPLY_CHUNK or inbox.empty():
+                break
+            message = inbox.get_nowait()
+        self._apply(link, pending)
+        return True
+
+    def _apply(self, link: Link, received: list[sp.Received]) -> None:
+        if not received:
+            return
+        digests = self.replica.items.digests
+        before = [digests.get(got.key) for got in received]
+        try:
+            if len(received) == 1:
+                self.replica.receive(received[0].key, received[0].update, link.peer_id)
+            else:
+                self.replica.receive_many([(g.key, g.update) for g in received], link.peer_id)
+        finally:
+            # Also when a bad update ended the batch: the good ones before it were kept.
+            for got, old in zip(received, before, strict=True):
+                self.replica.items.refresh(got.key)
+                if digests.get(got.key) != old:
+                    # Pass it on: peers that do not see each other still converge through us.
+                    self.broadcast(got.key, got.update, skip=link.peer_id)
 
     async def _heartbeat(self, link: Link) -> None:
         while not link.closed.is_set():
@@ -334,6 +384,15 @@ class Peering:
             await asyncio.wait(set(self._tasks), timeout=2.0)
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+async def _read_forever(ws: Socket, inbox: asyncio.Queue[aiohttp.WSMessage | None]) -> None:
+    """Move messages into ``inbox`` as they come (bounded: a slow reader slows the peer)."""
+    async for message in ws:
+        await inbox.put(message)
+        if message.type != aiohttp.WSMsgType.BINARY:
+            return
+    await inbox.put(None)
 
 
 _NORMAL_CLOSE_CODES = (aiohttp.WSCloseCode.OK, aiohttp.WSCloseCode.GOING_AWAY)

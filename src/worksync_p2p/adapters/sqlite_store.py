@@ -9,6 +9,7 @@ one table of updates for all documents, squashed by row count instead of time.
 Rules:
 
 * ``append`` commits before it returns; ``append_many`` is one transaction.
+  ``durable_batch`` is the one commit that is fsynced (see there).
 * A key never holds more than ``compact_every`` rows after a write: the write
   that crosses the limit merges the key's rows into one in the same
   transaction, so a crash leaves either the old rows or the merged row.
@@ -227,6 +228,26 @@ class SqliteStore:
             return
         with _translated(self.path, "write"), _transaction(conn):
             yield conn
+
+    @contextmanager
+    def durable_batch(self) -> Iterator[None]:
+        """A :meth:`batch` whose commit is on disk when it returns, power cuts included.
+
+        ``synchronous = NORMAL`` makes a commit survive kill -9 but not a power
+        cut; a first sync writes item files after their updates are committed,
+        and a file must never outlive the update it renders. FULL for this one
+        commit fsyncs the WAL: one fsync per batch, not per item.
+        """
+        assert not self._batching, "a durable batch cannot join an outer batch"
+        conn = self._connection()
+        with _translated(self.path, "write"):
+            conn.execute("PRAGMA synchronous = FULL")
+        try:
+            with self.batch():
+                yield
+        finally:
+            with _translated(self.path, "write"):
+                conn.execute("PRAGMA synchronous = NORMAL")
 
     @contextmanager
     def batch(self) -> Iterator[None]:
