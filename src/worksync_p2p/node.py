@@ -31,6 +31,7 @@ from worksync_p2p.adapters.peering import Peering
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core import bridge as br
 from worksync_p2p.core import members
+from worksync_p2p.core.digest import DigestIndex
 from worksync_p2p.core.hlc import Hlc
 from worksync_p2p.core.itemdoc import Writer
 from worksync_p2p.core.repo import Repo
@@ -46,6 +47,7 @@ HLC_META = "hlc"
 CLOCK_SAVE_EVERY_MS = 10_000
 PEERS_META = "peers"
 BASES_META = "bridge-bases"
+DIGESTS_META = "digests"
 CLIENT_ID_BITS = 32
 """A fresh Yjs client id per run, as Yjs clients do: reusing one after a crash
 that lost its last update would make two different operations share an id."""
@@ -580,7 +582,7 @@ async def _peering(
         is_allowed=node.is_allowed,
         on_change=peer_changed,
     )
-    node.items.refresh_all()
+    _restore_digests(node)
 
     def local_update(key: str, update: bytes) -> None:
         node.items.refresh(key)
@@ -602,6 +604,33 @@ async def _peering(
         if discovery is not None:
             await discovery.stop()
         await peering.close()
+        _save_digests(node)
+
+
+def _restore_digests(node: LocalNode) -> None:
+    """The digest index saved at the last clean stop, if the store is unchanged since.
+
+    The index is a pure function of the stored updates; the store's
+    fingerprint says whether they are still the ones it was built from. Any
+    other case (a crash, an edit while stopped, compaction) rebuilds it.
+    """
+    store = node.store
+    saved = store.get_meta(DIGESTS_META) if isinstance(store, SqliteStore) else None
+    if saved is not None and isinstance(store, SqliteStore):
+        fingerprint = store.fingerprint()
+        if saved[: len(fingerprint)] == fingerprint:
+            try:
+                node.items.restore(DigestIndex.from_bytes(saved[len(fingerprint) :]))
+                return
+            except (ValueError, UnicodeDecodeError):
+                log.warning("the saved digest index is unreadable; rebuilding it")
+    node.items.refresh_all()
+
+
+def _save_digests(node: LocalNode) -> None:
+    store = node.store
+    if isinstance(store, SqliteStore):
+        store.set_meta(DIGESTS_META, store.fingerprint() + node.items.digests.to_bytes())
 
 
 def _dial_once(peering: Peering) -> Callable[[str, str, int], None]:

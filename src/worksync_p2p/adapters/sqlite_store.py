@@ -139,6 +139,20 @@ class SqliteStore:
             rows = conn.execute("SELECT DISTINCT key FROM updates ORDER BY key").fetchall()
         return [key for (key,) in rows]
 
+    def fingerprint(self) -> bytes:
+        """Changes whenever the updates change: row count and highest ``seq``.
+
+        ``seq`` is AUTOINCREMENT and rows are never updated in place, so any
+        insert (append, compaction) raises the highest seq, and deletes alone
+        lower the count. Values derived from the updates (the digest index)
+        saved with it are still valid while it is unchanged.
+        """
+        with self._read() as conn:
+            count, top = conn.execute(
+                "SELECT count(*), coalesce(max(seq), 0) FROM updates"
+            ).fetchone()
+        return int(count).to_bytes(8, "big") + int(top).to_bytes(8, "big")
+
     def compact(self, key: str) -> None:
         with self._write() as conn:
             _compact_rows(conn, key)

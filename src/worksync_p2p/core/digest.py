@@ -36,7 +36,7 @@ def _entry(key: str, digest: bytes) -> bytes:
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
-    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+    return (int.from_bytes(a) ^ int.from_bytes(b)).to_bytes(HASH_BYTES)
 
 
 class DigestIndex:
@@ -68,3 +68,28 @@ class DigestIndex:
 
     def keys_in(self, bucket: int) -> list[tuple[str, bytes]]:
         return sorted((key, self._items[key]) for key in self._keys[bucket])
+
+    # -- saved between runs --------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Every ``(key, digest)``, for :meth:`from_bytes` (u16 key length, key, digest)."""
+        parts = []
+        for key, digest in sorted(self._items.items()):
+            raw = key.encode()
+            parts += [len(raw).to_bytes(2, "big"), raw, digest]
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> DigestIndex:
+        """The index :meth:`to_bytes` wrote; ValueError if ``blob`` is not one."""
+        index = cls()
+        offset = 0
+        while offset < len(blob):
+            size = int.from_bytes(blob[offset : offset + 2], "big")
+            end = offset + 2 + size + HASH_BYTES
+            if offset + 2 > len(blob) or end > len(blob):
+                raise ValueError("truncated digest index")
+            key = blob[offset + 2 : offset + 2 + size].decode()
+            index.set(key, blob[end - HASH_BYTES : end])
+            offset = end
+        return index

@@ -265,6 +265,11 @@ class RepoItems:
         for key in self.repo.item_keys():
             self.refresh(key)
 
+    def restore(self, index: dg.DigestIndex) -> None:
+        """Use an index saved when the store held exactly what it holds now (instead
+        of :meth:`refresh_all`, which hashes every item: most of a restart's cost)."""
+        self._digests = index
+
     @property
     def digests(self) -> dg.DigestIndex:
         return self._digests

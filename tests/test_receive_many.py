@@ -1,0 +1,187 @@
+"""A first sync's batches on the receiving side: LocalNode.receive_many, the batched
+file writer, and the digest index saved between runs. Real files, real SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.nodehelpers import Remote
+from worksync_p2p.adapters import files
+from worksync_p2p.adapters.sqlite_store import SqliteStore
+from worksync_p2p.core import codec
+from worksync_p2p.core import digest as dg
+from worksync_p2p.core import syncproto as sp
+from worksync_p2p.core.bridge import content_hash
+from worksync_p2p.node import LocalNode, NetOptions, running
+from worksync_p2p.ports import WriteOutcome
+from worksync_p2p.workspace import init
+
+COUNT = 40
+
+
+def item_text(n: int) -> str:
+    return f"---\nid: item-{n}\nstatus: open\ntags: [a, b]\n---\nbody of item {n}\n"
+
+
+def remote_items(count: int, start: int = 0) -> tuple[Remote, list[tuple[str, bytes]]]:
+    """Another replica's items as the full updates a SYNC2 carries."""
+    remote = Remote()
+    updates = []
+    for n in range(start, start + count):
+        key, relpath = f"item-{n}", f"item-{n}.md"
+        parsed = codec.parse(item_text(n).encode(), relpath)
+        update = remote.repo.ingest(key, relpath, parsed, 1_000).update
+        assert update is not None
+        updates.append((key, update))
+    return remote, updates
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[LocalNode]:
+    workspace = init(tmp_path / "b").workspace
+    with SqliteStore(workspace.store_path) as store:
+        local = LocalNode(workspace, workspace.load_config(), store)
+        local.load()
+        local.reconcile()
+        yield local
+
+
+def disk(root: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(root.glob("*.md"))}
+
+
+def test_a_batch_of_new_items_is_written_whole_and_recorded(node: LocalNode) -> None:
+    _, updates = remote_items(COUNT)
+    node.receive_many(updates, "peer-b")
+    assert disk(node.root) == {f"item-{n}.md": item_text(n) for n in range(COUNT)}
+    records = node.store.load_files()
+    assert sorted(records) == sorted(f"item-{n}.md" for n in range(COUNT))
+    for relpath, record in records.items():
+        assert record.digest == content_hash((node.root / relpath).read_bytes())
+    assert sorted(node.store.keys()) == sorted(key for key, _ in updates)
+    assert not [p for p in os.listdir(node.root) if p.endswith(".worksync-tmp")]
+
+
+def test_a_batch_mixing_known_and_new_items_applies_all(node: LocalNode) -> None:
+    remote, updates = remote_items(COUNT)
+    node.receive_many(updates[:10], "peer-b")
+    edit = remote.edit(node, "item-3", lambda text: text.replace("status: open", "status: done"))
+    node.receive_many([("item-3", edit), *updates[10:], updates[12]], "peer-b")
+    assert len(disk(node.root)) == COUNT
+    assert "status: done" in (node.root / "item-3.md").read_text()
+
+
+def test_a_file_that_took_the_name_first_is_ingested_not_replaced(node: LocalNode) -> None:
+    _, updates = remote_items(3)
+    mine = "---\nid: item-1\nstatus: mine\n---\nwritten here first\n"
+    (node.root / "item-1.md").write_text(mine)
+    node.receive_many(updates, "peer-b")
+    text = (node.root / "item-1.md").read_text()
+    assert "written here first" in text  # the user's file was merged, not clobbered
+    assert (node.root / "item-0.md").read_text() == item_text(0)
+    assert (node.root / "item-2.md").read_text() == item_text(2)
+
+
+def test_a_bad_update_keeps_the_good_ones_before_it(node: LocalNode) -> None:
+    _, updates = remote_items(6)
+    batch = [*updates[:3], ("item-bad", b"\xff\x00garbage"), *updates[3:]]
+    with pytest.raises(ValueError, match="decode"):
+        node.receive_many(batch, "peer-b")
+    assert sorted(disk(node.root)) == ["item-0.md", "item-1.md", "item-2.md"]
+    assert sorted(node.store.keys()) == ["item-0", "item-1", "item-2"]
+    assert sorted(node.store.load_files()) == ["item-0.md", "item-1.md", "item-2.md"]
+
+
+# -- the batched writer ---------------------------------------------------------------
+
+
+def test_write_new_files_never_replaces_an_existing_file(tmp_path: Path) -> None:
+    (tmp_path / "taken.md").write_text("the user's\n")
+    (tmp_path / "sub").mkdir()
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (tmp_path / "link").symlink_to(outside)
+    outcomes = files.write_new_files(
+        tmp_path,
+        [("taken.md", "ours\n"), ("sub/new.md", "new\n"), ("link/x.md", "escape\n")],
+    )
+    assert outcomes == [WriteOutcome.CHANGED, WriteOutcome.WRITTEN, WriteOutcome.UNSAFE]
+    assert (tmp_path / "taken.md").read_text() == "the user's\n"
+    assert (tmp_path / "sub" / "new.md").read_text() == "new\n"
+    assert os.listdir(outside) == []
+    assert sorted(os.listdir(tmp_path / "sub")) == ["new.md"]  # no temp file left
+
+
+# -- the digest index saved between runs ------------------------------------------------
+
+
+def test_a_digest_index_survives_its_bytes() -> None:
+    index = dg.DigestIndex()
+    for n in range(300):
+        index.set(f"key-{n}-é", n.to_bytes(dg.HASH_BYTES, "big"))
+    again = dg.DigestIndex.from_bytes(index.to_bytes())
+    assert again.root() == index.root()
+    assert again.buckets() == index.buckets()
+    assert again.get("key-7-é") == index.get("key-7-é")
+    with pytest.raises(ValueError, match="truncated digest index"):
+        dg.DigestIndex.from_bytes(index.to_bytes()[:-3])  # a truncated blob
+
+
+def test_the_store_fingerprint_moves_with_every_change(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "s.sqlite3", compact_every=2) as store:
+        seen = [store.fingerprint()]
+        steps: list[Callable[[], None]] = [
+            lambda: store.append("a", b"\x00\x00"),
+            lambda: store.append("b", b"\x00\x00"),
+            lambda: store.compact("a"),  # one row: nothing to merge, nothing changes
+            lambda: store.append("a", b"\x00\x00"),
+            lambda: store.compact("a"),
+            lambda: store.remove("b"),
+        ]
+        for step in steps:
+            step()
+            seen.append(store.fingerprint())
+        assert seen[3] == seen[2]
+        del seen[3]
+        assert len(set(seen)) == len(seen)
+
+
+def run_once(root: Path) -> tuple[bytes, dict[str, bytes]]:
+    """Start and stop a node with networking on; its digest root and index."""
+
+    async def scenario() -> tuple[bytes, dict[str, bytes]]:
+        async with running(root, net=NetOptions(True, "127.0.0.1", 0)) as node:
+            index = node.items.digests
+            return index.root(), {k: index.get(k) or b"" for k in node.repo.item_keys()}
+
+    return asyncio.run(scenario())
+
+
+def test_a_restart_restores_the_saved_digests_only_while_the_store_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "w"
+    init(root)
+    for n in range(5):
+        (root / f"item-{n}.md").write_text(item_text(n))
+    first = run_once(root)
+    rebuilt: list[int] = []
+    refresh_all = sp.RepoItems.refresh_all
+
+    def counted(self: sp.RepoItems) -> None:
+        rebuilt.append(1)
+        refresh_all(self)
+
+    monkeypatch.setattr(sp.RepoItems, "refresh_all", counted)
+    assert run_once(root) == first
+    assert rebuilt == []  # restored, not rebuilt
+    (root / "item-2.md").write_text(item_text(2).replace("open", "done"))
+    second = run_once(root)  # the edit made while stopped changes the store
+    assert rebuilt == [1]
+    assert second[0] != first[0]
+    assert run_once(root) == second
