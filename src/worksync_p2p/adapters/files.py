@@ -202,6 +202,15 @@ def _new_temp(root: Path, relpath: str, text: str) -> tuple[Path, int] | WriteOu
     return temp, fd
 
 
+def _up_to(root: Path, folder: Path) -> list[Path]:
+    """``folder`` and its parents up to ``root``: a folder made for a file is
+    itself a new name in its parent, which must be durable too."""
+    chain = [folder]
+    while chain[-1] != root and chain[-1] != chain[-1].parent:
+        chain.append(chain[-1].parent)
+    return chain
+
+
 def _publish(temp: Path, path: Path) -> WriteOutcome:
     """Give the durable temp file its name, unless a file took that name meanwhile."""
     try:
@@ -238,7 +247,7 @@ def write_new_files(root: Path, texts: list[tuple[str, str]]) -> list[WriteOutco
         for index, (temp, _) in temps.items():
             path = root / texts[index][0]
             outcomes[index] = _publish(temp, path)
-            folders.add(path.parent)
+            folders.update(_up_to(root, path.parent))
         for folder in sorted(folders):
             _fsync_folder(folder)
     finally:
