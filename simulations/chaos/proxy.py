@@ -122,6 +122,9 @@ class LinkProxy:
         self.port = 0
         self.accepted = 0
         self.refused = 0
+        self.aborted = 0
+        self.held = 0
+        """Connections open when a hold began."""
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._server: asyncio.Server | None = None
@@ -181,12 +184,14 @@ class LinkProxy:
 
     def drop(self) -> None:
         self.mode = Mode.DROP
+        self.aborted += len(self._connections)
         self._flowing.set()  # let held writers wake and find their sockets gone
         for connection in list(self._connections):
             connection.abort()
 
     def hold(self) -> None:
         self.mode = Mode.HOLD
+        self.held += len(self._connections)
         self._flowing.clear()
 
     def heal(self) -> None:

@@ -41,7 +41,7 @@ from worksync_p2p.workspace import init
 
 READY_S = 30.0
 LIVENESS_S = 45.0
-QUIET_S = 1.0  # well over the bridge's grace periods and a watcher step
+QUIET_S = 0.6  # well over the bridge's grace periods (150 ms) and a watcher step
 POLL_S = 0.05
 CLI_S = 30.0
 SETTLE_LIMIT_S = 200.0
@@ -177,6 +177,9 @@ class World:
         for (_, b), proxy in self.proxies.items():
             if b == daemon.index:
                 proxy.target = None  # its old port may go to another daemon
+        if daemon.up:
+            self.done["sigkill"] += 1
+            self.done["sigkill_" + ("ready" if daemon.ready.is_set() else "starting")] += 1
         daemon.kill()
         await daemon.wait_ended()
 
@@ -205,6 +208,8 @@ class World:
         for (_, b), proxy in self.proxies.items():
             if b == daemon.index:
                 proxy.target = None
+        if daemon.up:
+            self.done["sigterm"] += 1
         await daemon.stop()
 
     async def _restart(self, step: Step) -> None:
@@ -268,7 +273,8 @@ class World:
             for daemon in self.daemons:
                 after = checks.stats(daemon.root)
                 self.problems += checks.rewritten(daemon.label, before[daemon.label], after)
-        return {d.label: await conflicts(d.root) for d in self.daemons}
+        found = await asyncio.gather(*(conflicts(d.root) for d in self.daemons))
+        return {d.label: text for d, text in zip(self.daemons, found, strict=True)}
 
     def judge(self, conflicts_by_peer: dict[str, str]) -> None:
         folders = {d.label: item_files(d.root) for d in self.daemons}
@@ -352,6 +358,9 @@ async def run_async(plan: Plan, base: Path) -> Result:
         "skipped": world.people.skipped,
         "starts": sum(d.starts for d in world.daemons),
         "remote_writes": sum(d.remote_writes for d in world.daemons),
+        "proxy_aborted": sum(p.aborted for p in world.proxies.values()),
+        "proxy_refused": sum(p.refused for p in world.proxies.values()),
+        "proxy_held": sum(p.held for p in world.proxies.values()),
     }
     return result
 
