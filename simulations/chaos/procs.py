@@ -186,8 +186,8 @@ class Daemon:
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def stderr_problems(self) -> list[str]:
-        """Tracebacks in the log: an exception nobody caught."""
+    def stderr_tracebacks(self) -> list[str]:
+        """Tracebacks in the log (the daemon survived them, or ``problems`` says it exited)."""
         try:
             text = self.log.read_text(errors="replace")
         except FileNotFoundError:

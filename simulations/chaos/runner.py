@@ -60,6 +60,7 @@ class Result:
     """Steps that really happened, by kind (a skipped edit is not counted)."""
     history: list[str] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -74,6 +75,7 @@ class Result:
     def report(self) -> str:
         lines = [f"FAIL chaos seed {self.seed}: {len(self.problems)} problem(s)"]
         lines += [f"  - {problem}" for problem in self.problems[:20]]
+        lines += [f"  note: {note}" for note in self.notes[:5]]
         lines.append(f"  plan: {self.plan.summary()}")
         lines.append(f"  done: {dict(sorted(self.done.items()))}")
         lines.append(f"  stats: {self.stats}")
@@ -95,6 +97,8 @@ class World:
         self.proxies: dict[tuple[int, int], LinkProxy] = {}
         self.done: Counter[str] = Counter()
         self.problems: list[str] = []
+        self.notes: list[str] = []
+        """Worth a look, not a failure: a traceback a daemon logged and survived."""
         self.t0 = time.monotonic()
 
     def note(self, line: str) -> None:
@@ -290,7 +294,8 @@ class World:
         starts = sum(d.starts for d in self.daemons)
         self.problems += checks.write_budget(writes, ledger.saves, self.plan.peers, starts)
         for daemon in self.daemons:
-            self.problems += daemon.problems + daemon.stderr_problems()
+            self.problems += daemon.problems
+            self.notes += daemon.stderr_tracebacks()
 
     async def close(self) -> None:
         for daemon in self.daemons:
@@ -348,7 +353,11 @@ async def run_async(plan: Plan, base: Path) -> Result:
         world.problems.append(str(error))
     finally:
         await world.close()
+        # Kept folders get the whole history beside the logs, for digging into a failure.
+        if world.logs.is_dir():
+            (world.logs / "history.txt").write_text("\n".join(world.history) + "\n")
     result.problems = world.problems
+    result.notes = world.notes
     result.done = world.done
     result.history = world.history
     result.stats = {
@@ -384,6 +393,8 @@ def main(seeds: range, peers: int, seconds: float, verbose: bool, keep: Path | N
         plan = make_plan(seed, peers, seconds)
         print(f"chaos seed {seed}: {plan.summary()}", flush=True)
         result = run_chaos(seed, peers, seconds, keep)
+        if result.ok and result.notes:
+            print("\n".join(f"  seed {seed} note: {note}" for note in result.notes[:5]))
         if not result.ok:
             failed.append(seed)
             print(result.report(), flush=True)
