@@ -55,14 +55,44 @@ def _text(files: dict[str, bytes]) -> str:
     return "\n".join(data.decode(errors="replace") for data in files.values())
 
 
-def lost(label: str, files: dict[str, bytes], conflicts: str, ledger: Ledger) -> list[str]:
-    """Every marker nobody saw go is in a file or in the conflicts record."""
+def lost(
+    label: str,
+    files: dict[str, bytes],
+    conflicts: str,
+    ledger: Ledger,
+    stores: dict[str, bytes] | None = None,
+) -> list[str]:
+    """Every marker nobody saw go is in a file or in the conflicts record.
+
+    ``stores`` (each peer's raw SQLite bytes) says where a lost marker's text
+    was ever stored: an update keeps the text it inserted, so a marker in no
+    store was most likely never ingested, one in a store was ingested and
+    later dropped.
+    """
     text = _text(files)
     return [
         f"{label}: lost edit: {m.text} ({m.what} by {m.peer}) is in no file and in no conflict"
+        + _stored_in(m.text, stores)
         for m in ledger.markers.values()
         if not m.retracted and m.text not in text and m.text not in conflicts
     ]
+
+
+def _stored_in(marker: str, stores: dict[str, bytes] | None) -> str:
+    if stores is None:
+        return ""
+    holders = [label for label, raw in stores.items() if marker.encode() in raw]
+    return f"; its text is in the store of {holders}" if holders else "; in no store"
+
+
+def store_bytes(root: Path) -> bytes:
+    """The raw bytes of a folder's SQLite store (and its WAL, if one is left)."""
+    out = b""
+    for name in ("store.sqlite3", "store.sqlite3-wal"):
+        path = root / STATE_DIR / name
+        if path.exists():
+            out += path.read_bytes()
+    return out
 
 
 def duplicates(label: str, files: dict[str, bytes]) -> list[str]:

@@ -284,8 +284,10 @@ class World:
         folders = {d.label: item_files(d.root) for d in self.daemons}
         ledger = self.people.ledger
         self.problems += checks.convergence(folders)
+        stores = {d.label: checks.store_bytes(d.root) for d in self.daemons}
         for label, files in folders.items():
-            self.problems += checks.lost(label, files, conflicts_by_peer.get(label, ""), ledger)
+            found = conflicts_by_peer.get(label, "")
+            self.problems += checks.lost(label, files, found, ledger, stores)
             self.problems += checks.duplicates(label, files)
         self.problems += checks.deletes(folders["p0"], self.people.deletes, self.people.edits)
         allowed = {root.name for root in self.roots} | {self.logs.name}
