@@ -24,6 +24,7 @@ SHORT_SEEDS = (2, 3)  # one run from one origin, one from cloned folders
 SHORT_SECONDS = 5.0
 SOAK_SEEDS = range(100, 106)
 SOAK_SECONDS = 30.0
+SOAK_TIMEOUT_S = 600  # a 5-peer seed takes minutes on a loaded machine; the run bounds itself
 WAIT_S = 5.0
 QUIET_S = 0.3
 
@@ -166,6 +167,7 @@ def test_a_short_chaos_run_loses_nothing(seed: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SOAK_TIMEOUT_S)
 @pytest.mark.parametrize("seed", SOAK_SEEDS)
 def test_a_chaos_soak_loses_nothing(seed: int) -> None:
     peers = 5 if seed % 3 == 0 else 3

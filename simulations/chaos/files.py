@@ -52,13 +52,19 @@ def item_id(text: str) -> str | None:
     return split.scalar("id") if split is not None else None
 
 
-def find(root: Path, key: str) -> tuple[str, str] | None:
-    """(relpath, text) of the file holding item ``key`` in this folder, if any."""
+def find_all(root: Path, key: str) -> list[tuple[str, str]]:
+    """(relpath, text) of every file holding item ``key`` in this folder, by path."""
+    out = []
     for relpath, data in item_files(root).items():
         text = data.decode(errors="replace")
         if item_id(text) == key:
-            return relpath, text
-    return None
+            out.append((relpath, text))
+    return out
+
+
+def find(root: Path, key: str) -> tuple[str, str] | None:
+    found = find_all(root, key)
+    return found[0] if found else None
 
 
 def shown_conflicts(root: Path, key: str, field_name: str | None) -> tuple[str, ...]:
@@ -124,9 +130,12 @@ class People:
             return self._claim(step)
         if step.kind == "create":
             return self._create(step, random.Random(step.seed))
-        found = find(self.roots[step.peer], step.key)
-        if found is None:
+        every = find_all(self.roots[step.peer], step.key)
+        if not every:
             return self._skip(step, "no file")
+        if len(every) > 1:  # a rename half-way (new file written, old not yet removed)
+            self.note(f"p{step.peer} {step.key}: {len(every)} files {[p for p, _ in every]}")
+        found = every[0]
         if step.kind == "rename":
             return self._rename(step, random.Random(step.seed), found[0])
         if step.kind == "delete":
