@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from simulations.world import Result, run_seed
 
@@ -30,6 +31,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--peers", type=int, default=5)
     run.add_argument("--ops", type=int, default=200)
     run.add_argument("-v", "--verbose", action="store_true", help="one line per seed")
+    chaos = sub.add_parser("chaos", help="real `up` processes on loopback under kills and cuts")
+    chaos_which = chaos.add_mutually_exclusive_group()
+    chaos_which.add_argument("--seed", type=int, default=0)
+    chaos_which.add_argument("--seeds", type=_seeds, help="a range A..B (inclusive)")
+    chaos.add_argument("--peers", type=int, default=3)
+    chaos.add_argument("--seconds", type=float, default=10.0, help="length of the faulty phase")
+    chaos.add_argument("--keep", type=Path, help="keep the folders and logs under this folder")
+    chaos.add_argument("-v", "--verbose", action="store_true", help="history of passing seeds")
     return parser.parse_args(argv)
 
 
@@ -61,6 +70,11 @@ def report(result: Result) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    if args.command == "chaos":
+        from simulations.chaos import runner  # noqa: PLC0415 - only this mode needs it
+
+        seeds = args.seeds if args.seeds is not None else range(args.seed, args.seed + 1)
+        return runner.main(seeds, args.peers, args.seconds, args.verbose, args.keep)
     # The node logs warnings (a write refused, a file left alone) that a run provokes on purpose.
     logging.getLogger("worksync_p2p").setLevel(logging.CRITICAL)
     started = time.monotonic()

@@ -148,6 +148,7 @@ def check_complete(peer_a: Seeded, b: Path) -> None:
     assert sorted(recorded) == sorted(peer_a.files)  # a record for every file
     assert len(set(recorded.values())) == ITEMS  # one file per item
     assert commands.list_conflicts(b) == []
+    assert not [p for p in b.rglob("*.worksync-tmp") if ".worksync" not in p.parts]  # no leftovers
     assert item_files(peer_a.root) == peer_a.files  # and A was not touched
 
 

@@ -542,6 +542,8 @@ async def running(
     net = net or NetOptions(enabled=False)
     stop = asyncio.Event()
     with DaemonLock(workspace.lock_path), SqliteStore(workspace.store_path) as store:
+        for relpath in files.remove_stale_temps(workspace.root):
+            log.info("%s: removed, a write a stopped daemon left unfinished", relpath)
         node = LocalNode(workspace, config, store, bus)
         node.load()
         node.reconcile()

@@ -23,6 +23,8 @@ from worksync_p2p.ports import Stat, WriteOutcome
 
 DEFAULT_MODE = 0o644
 FSYNC_THREADS = 8
+TEMP_SUFFIX = ".worksync-tmp"
+STATE_DIR = ".worksync"
 
 
 def stat(path: Path) -> Stat | None:
@@ -85,7 +87,7 @@ def write_if(root: Path, relpath: str, text: str, expect: str | None) -> WriteOu
     mode = DEFAULT_MODE
     with contextlib.suppress(FileNotFoundError):
         mode = stat_module.S_IMODE(os.lstat(path).st_mode)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.worksync-tmp")
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
         with os.fdopen(fd, "wb") as handle:
@@ -98,6 +100,25 @@ def write_if(root: Path, relpath: str, text: str, expect: str | None) -> WriteOu
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
     return WriteOutcome.WRITTEN
+
+
+def remove_stale_temps(root: Path) -> list[str]:
+    """Remove the temp files of writes a killed daemon never finished; their relpaths.
+
+    Only the daemon holding the workspace lock writes such files, so at its
+    start every one left is a leftover (kill -9 between create and rename).
+    """
+    removed = []
+    for dirpath, dirnames, filenames in os.walk(root):  # symlinked folders are not followed
+        here = Path(dirpath)
+        if here == root and STATE_DIR in dirnames:
+            dirnames.remove(STATE_DIR)
+        for name in filenames:
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    (here / name).unlink()
+                    removed.append((here / name).relative_to(root).as_posix())
+    return removed
 
 
 def remove_if(root: Path, relpath: str, expect: str) -> bool:
@@ -190,7 +211,7 @@ def _new_temp(root: Path, relpath: str, text: str) -> tuple[Path, int] | WriteOu
         return WriteOutcome.UNSAFE
     if os.path.lexists(path):
         return WriteOutcome.CHANGED
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.worksync-tmp")
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, DEFAULT_MODE)
     try:
         os.write(fd, text.encode())
