@@ -169,9 +169,13 @@ def test_b1_delete_drops_a_concurrent_remote_edit() -> None:
     _bug(37, 2, 8)
 
 
-@pytest.mark.xfail(strict=True, reason="B2: a save racing a remote rename loses an edit")
 def test_b2_save_racing_a_remote_rename_is_stranded() -> None:
     _bug(13, 2, 20)
+
+
+def test_b8_a_user_move_racing_a_peer_rename_merges_from_its_base() -> None:
+    """The user's moved copy was merged against the peer's state: a claim was undone."""
+    _bug(546, 2, 5)
 
 
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:

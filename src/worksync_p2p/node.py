@@ -309,16 +309,22 @@ class LocalNode:
             case br.WriteFile():
                 raise AssertionError("execute() runs writes itself")
             case br.RemoveFile(relpath, expect, key):
-                if not self.fs.remove_if(relpath, expect) and depth < MAX_WRITE_RETRIES:
-                    data = self.fs.read(relpath, self.config.max_item_bytes)
-                    refused = self.bridge.on_remove_refused(relpath, key, data, self.clock())
-                    self.execute(refused, depth + 1)
+                self._remove(relpath, expect, key, depth)
             case br.Reread(relpath):
                 self.feed(relpath)
             case br.Report(relpath, reason):
                 log.warning("%s: %s (file left untouched; last good state kept)", relpath, reason)
             case br.Emit(event):
                 self.bus.publish(event.as_json())
+
+    def _remove(self, relpath: str, expect: str, key: str, depth: int) -> None:
+        if self.fs.remove_if(relpath, expect):
+            self.bridge.removed(relpath, key)
+        elif depth < MAX_WRITE_RETRIES:
+            # Saved (or moved) since we last looked: merge it rather than drop it.
+            data = self.fs.read(relpath, self.config.max_item_bytes)
+            refused = self.bridge.on_remove_refused(relpath, key, data, self.clock())
+            self.execute(refused, depth + 1)
 
     def _track(self, relpath: str, key: str, digest: str) -> None:
         stat = self._stats.pop(relpath, None) or self.fs.stat(relpath)

@@ -164,8 +164,11 @@ class Bridge:
     confirmed_empty: set[str] = field(default_factory=set)
     duplicates: dict[str, str] = field(default_factory=dict)
     base: dict[str, bytes] = field(default_factory=dict)
-    strays: dict[str, str] = field(default_factory=dict)
-    """Items whose old file vanished while we moved them: key -> digest we wrote."""
+    strays: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
+    """Items whose old file vanished while we moved them: key -> (digest we wrote, the
+    base the user's copy holds)."""
+    moving: dict[str, str] = field(default_factory=dict)
+    """Items written at a new path whose old file is still to be removed: key -> old path."""
 
     # -- remote changes arriving ----------------------------------------------
 
@@ -190,6 +193,15 @@ class Bridge:
 
     def wrote(self, key: str) -> None:
         """The file now holds the document's state again."""
+        if key not in self.moving:
+            # While the old file of a move is still there, the user's copy is that
+            # file, and it holds the base: a save to it must merge from there.
+            self.base.pop(key, None)
+
+    def removed(self, relpath: str, key: str) -> None:
+        """The node removed ``relpath``: nothing on disk holds the old state any more."""
+        if self.moving.get(key) == relpath:
+            del self.moving[key]
         self.base.pop(key, None)
 
     # -- timers ------------------------------------------------------------
@@ -311,9 +323,12 @@ class Bridge:
         """Whether ``owner`` is a file we wrote while the user's copy went missing."""
         stray = self.strays.get(key)
         record = self.disk.get(owner)
-        if stray is None or record is None or record.digest != stray:
+        if stray is None or record is None or record.digest != stray[0]:
             return False
         del self.strays[key]
+        if stray[1] is not None:
+            # The user's copy was saved on this state, not on the one we wrote.
+            self.base[key] = stray[1]
         return True
 
     def _file_gone(self, relpath: str, now_ms: int) -> list[Effect]:
@@ -382,6 +397,7 @@ class Bridge:
         data = text.encode()
         digest = content_hash(data)
         effects: list[Effect] = []
+        self.moving.pop(key, None)  # a move left unfinished (removal refused too often)
         record = self.disk.get(relpath)
         if record is not None and record.digest == digest:
             self.base.pop(key, None)
@@ -397,6 +413,7 @@ class Bridge:
         if old_path is not None and old_path != relpath:
             gone = self.disk.pop(old_path)
             if gone is not None:
+                self.moving[key] = old_path
                 effects += [RemoveFile(old_path, gone.digest, key), Untracked(old_path)]
         return effects
 
@@ -419,16 +436,19 @@ class Bridge:
         it is merged into the item (at the item's current path, so a rename
         stands and a delete loses), and the stray file goes once merged.
         """
+        if self.moving.get(key) == relpath:
+            del self.moving[key]
         item = self.repo.get(key)
         if item is None:
             return []
         if data is None:
             # Gone before we could remove it: the user moved or deleted it. If
-            # their copy turns up elsewhere, the file we wrote must give way.
+            # their copy turns up elsewhere, the file we wrote must give way,
+            # and their copy is merged from the state it was saved on.
             current = self.disk.path_of(key)
             record = self.disk.get(current) if current is not None else None
             if record is not None:
-                self.strays[key] = record.digest
+                self.strays[key] = (record.digest, self.base.pop(key, None))
             return []
         try:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
