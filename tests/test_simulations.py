@@ -178,6 +178,11 @@ def test_b8_a_user_move_racing_a_peer_rename_merges_from_its_base() -> None:
     _bug(546, 2, 5)
 
 
+def test_b9_a_refused_write_is_not_taken_for_a_done_one() -> None:
+    """After a write refused mid-save, the retry was a no-op and the save undid a claim."""
+    _bug(27, 2, 5)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

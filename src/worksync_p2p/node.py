@@ -341,6 +341,7 @@ class LocalNode:
             if stat is not None:
                 self._stats[effect.relpath] = stat
             return True
+        self.bridge.write_refused(effect.relpath, effect.key, effect.expect)
         if outcome is WriteOutcome.UNSAFE:
             log.warning("%s: leads outside the workspace; not written", effect.relpath)
             return False

@@ -198,6 +198,21 @@ class Bridge:
             # file, and it holds the base: a save to it must merge from there.
             self.base.pop(key, None)
 
+    def write_refused(self, relpath: str, key: str, expect: str | None) -> None:
+        """The node refused a write: the file still holds what it held, not our render.
+
+        Left as the render's digest, the record would make the retry a no-op
+        (and drop the base): the user's save, when it lands, would then be
+        ingested against the merged state and undo what it had not seen.
+        """
+        record = self.disk.get(relpath)
+        if record is None or record.key != key:
+            return
+        if expect is None:
+            self.disk.pop(relpath)
+        else:
+            self.disk.set(relpath, FileRecord(key, expect))
+
     def removed(self, relpath: str, key: str) -> None:
         """The node removed ``relpath``: nothing on disk holds the old state any more."""
         if self.moving.get(key) == relpath:
@@ -373,8 +388,10 @@ class Bridge:
         reason = paths.unsafe_reason(relpath)
         if reason is not None:
             return self._report(relpath, f"unsafe path from a peer ({reason}); not written")
-        if relpath in self.bad or relpath in self.pending_delete:
-            return []  # a bad file stays as the user left it; a vanished one awaits its grace
+        if relpath in self.bad or relpath in self.pending_delete or relpath in self.suspect_empty:
+            # A bad file stays as the user left it; a vanished or emptied one
+            # awaits its grace (a save is half-way: its end is merged first).
+            return []
         if self._held_by_another(relpath, key):
             return []
         return self._write(key, relpath, old_path, text, origin)
