@@ -183,6 +183,11 @@ def test_b9_a_refused_write_is_not_taken_for_a_done_one() -> None:
     _bug(27, 2, 5)
 
 
+def test_b10_a_move_seen_at_the_truncate_of_an_in_place_save_empties_nothing() -> None:
+    """The empty start of a save was merged as the user's content, and the file removed."""
+    _bug(18, 2, 10)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

@@ -169,6 +169,9 @@ class Bridge:
     base the user's copy holds)."""
     moving: dict[str, str] = field(default_factory=dict)
     """Items written at a new path whose old file is still to be removed: key -> old path."""
+    leftovers: dict[str, str] = field(default_factory=dict)
+    """Old files of a move or delete found half-saved (empty): relpath -> key, merged
+    when the save lands."""
 
     # -- remote changes arriving ----------------------------------------------
 
@@ -250,6 +253,8 @@ class Bridge:
 
     def on_file(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
         """The watcher saw ``relpath``; ``data`` is its content, None if it is gone."""
+        if relpath in self.leftovers:
+            return self._leftover(relpath, data, now_ms)
         if data is None:
             self.bad.pop(relpath, None)
             self.duplicates.pop(relpath, None)
@@ -272,6 +277,17 @@ class Bridge:
         if self._looks_truncated(relpath, data, record, now_ms):
             return []
         return self._ingest(relpath, parsed, digest, now_ms)
+
+    def _leftover(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
+        """A file we meant to remove was half-saved; now it is back: merge it."""
+        if data == b"" and relpath not in self.confirmed_empty:
+            self.suspect_empty.setdefault(relpath, now_ms + self.empty_grace_ms)
+            return []
+        key = self.leftovers.pop(relpath)
+        self.suspect_empty.pop(relpath, None)
+        effects = self.on_remove_refused(relpath, key, data, now_ms)
+        self.confirmed_empty.discard(relpath)
+        return effects
 
     def _looks_truncated(
         self, relpath: str, data: bytes, record: FileRecord | None, now_ms: int
@@ -453,11 +469,18 @@ class Bridge:
         it is merged into the item (at the item's current path, so a rename
         stands and a delete loses), and the stray file goes once merged.
         """
-        if self.moving.get(key) == relpath:
-            del self.moving[key]
         item = self.repo.get(key)
         if item is None:
             return []
+        if data == b"" and relpath not in self.confirmed_empty:
+            # Seen at the truncate of an in-place save: merge the save once it
+            # has landed (or stayed empty for the grace), not its empty start.
+            # The move stays unfinished meanwhile: the save is based on ``base``.
+            self.leftovers[relpath] = key
+            self.suspect_empty.setdefault(relpath, now_ms + self.empty_grace_ms)
+            return []
+        if self.moving.get(key) == relpath:
+            del self.moving[key]
         if data is None:
             # Gone before we could remove it: the user moved or deleted it. If
             # their copy turns up elsewhere, the file we wrote must give way,
