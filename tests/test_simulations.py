@@ -188,6 +188,11 @@ def test_b10_a_move_seen_at_the_truncate_of_an_in_place_save_empties_nothing() -
     _bug(18, 2, 10)
 
 
+def test_b11_a_user_move_racing_a_peer_rename_survives_a_restart() -> None:
+    """The user's moved copy, seen only after a restart, became a duplicate id: two files."""
+    _bug(74, 2, 10)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

@@ -46,6 +46,7 @@ HLC_META = "hlc"
 CLOCK_SAVE_EVERY_MS = 10_000
 PEERS_META = "peers"
 BASES_META = "bridge-bases"
+STRAYS_META = "bridge-strays"
 CLIENT_ID_BITS = 32
 """A fresh Yjs client id per run, as Yjs clients do: reusing one after a crash
 that lost its last update would make two different operations share an id."""
@@ -111,7 +112,8 @@ class LocalNode:
         self._items: RepoItems | None = None
         self._records: dict[str, FileRecord] = {}
         self._clock_saved_ms = 0
-        self._saved_bases: set[str] = set()
+        self._saved_bases: dict[str, bytes] = {}
+        self._saved_strays: dict[str, tuple[str, bytes | None]] = {}
 
     def started(self) -> Started:
         count = len(self.bridge.disk)
@@ -213,7 +215,9 @@ class LocalNode:
         for key, state in self.store.load_all():
             self.repo.load(key, state)
         self.bridge.base.update(_load_bases(self.store))
-        self._saved_bases = set(self.bridge.base)
+        self.bridge.strays.update(_load_strays(self.store))
+        self._saved_bases = dict(self.bridge.base)
+        self._saved_strays = dict(self.bridge.strays)
         self._records = self.store.load_files()
         for relpath, record in self._records.items():
             self.bridge.disk.set(relpath, br.FileRecord(record.key, record.digest))
@@ -279,11 +283,20 @@ class LocalNode:
         the file held, not on peer changes that arrived since; the bases change
         only while a document is ahead of its file, so this writes rarely.
         """
-        if set(self.bridge.base) == self._saved_bases:
-            return
-        self._saved_bases = set(self.bridge.base)
-        blob = {key: base64.b64encode(state).decode() for key, state in self.bridge.base.items()}
-        self.store.set_meta(BASES_META, json.dumps(blob).encode())
+        # Compared by value: a base replaced by a newer one under the same key
+        # must be saved too (a stale base would merge old changes twice).
+        if self.bridge.base != self._saved_bases:
+            self._saved_bases = dict(self.bridge.base)
+            blob = {key: _b64(state) for key, state in self.bridge.base.items()}
+            self.store.set_meta(BASES_META, json.dumps(blob).encode())
+        if self.bridge.strays != self._saved_strays:
+            # A user's move seen only after a restart must still find the file we
+            # wrote for the peer's rename as ours to give way (and its base).
+            self._saved_strays = dict(self.bridge.strays)
+            strays = {
+                key: [digest, _b64(base)] for key, (digest, base) in self._saved_strays.items()
+            }
+            self.store.set_meta(STRAYS_META, json.dumps(strays).encode())
 
     def _execute_all(self, effects: list[br.Effect], depth: int) -> None:
         refused: str | None = None
@@ -365,6 +378,23 @@ class LocalNode:
             return
         self._clock_saved_ms = state[0]
         self.store.set_meta(HLC_META, f"{state[0]},{state[1]}".encode())
+
+
+def _b64(state: bytes | None) -> str | None:
+    return None if state is None else base64.b64encode(state).decode()
+
+
+def _load_strays(store: Store) -> dict[str, tuple[str, bytes | None]]:
+    raw = store.get_meta(STRAYS_META)
+    try:
+        data = json.loads(raw) if raw else {}
+        return {
+            str(k): (str(v[0]), None if v[1] is None else base64.b64decode(v[1]))
+            for k, v in data.items()
+        }
+    except (ValueError, AttributeError, TypeError, IndexError, KeyError):
+        log.warning("the saved bridge strays are unreadable; starting without them")
+        return {}
 
 
 def _load_bases(store: Store) -> dict[str, bytes]:
