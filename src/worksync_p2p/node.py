@@ -30,7 +30,7 @@ from worksync_p2p.adapters.mdns import Discovery
 from worksync_p2p.adapters.peering import Peering
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core import bridge as br
-from worksync_p2p.core import members
+from worksync_p2p.core import members, yupdate
 from worksync_p2p.core.hlc import Hlc
 from worksync_p2p.core.itemdoc import Writer
 from worksync_p2p.core.repo import Repo
@@ -130,8 +130,10 @@ class LocalNode:
             self._receive(key, update, origin)
 
     def _receive(self, key: str, update: bytes, origin: str) -> None:
-        self.bridge.before_remote(key)
         item = self.repo.get(key)
+        if item is not None and yupdate.holds(item.doc, update):
+            return  # a copy forwarded by another peer: nothing to apply, store or write
+        self.bridge.before_remote(key)
         if item is None:
             self.repo.adopt(key, update)
         else:
