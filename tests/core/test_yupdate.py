@@ -58,5 +58,5 @@ def test_a_pending_update_is_not_held() -> None:
 
 
 def test_garbage_raises_value_error() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="diff"):
         yupdate.holds(Doc(), b"\xff\xff garbage")
