@@ -193,6 +193,11 @@ def test_b11_a_user_move_racing_a_peer_rename_survives_a_restart() -> None:
     _bug(74, 2, 10)
 
 
+def test_b12_two_in_place_saves_in_a_row_are_not_an_emptied_file() -> None:
+    """The empty-file grace of the first save ended at the second's truncate: item emptied."""
+    _bug(85, 3, 10)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

@@ -113,6 +113,7 @@ class LocalNode:
         self._records: dict[str, FileRecord] = {}
         self._clock_saved_ms = 0
         self._saved_bases: dict[str, bytes] = {}
+        self._empty_stats: dict[str, Stat | None] = {}
         self._saved_strays: dict[str, tuple[str, bytes | None]] = {}
 
     def started(self) -> Started:
@@ -253,8 +254,25 @@ class LocalNode:
         data = self.fs.read(relpath, self.config.max_item_bytes) if stat else None
         if stat is not None:
             self._stats[relpath] = stat
+        self._check_emptied_again(relpath, data, stat)
         with self.store.batch():
             self.execute(self.bridge.on_file(relpath, data, self.clock()))
+
+    def _check_emptied_again(self, relpath: str, data: bytes | None, stat: Stat | None) -> None:
+        """An empty file must have stayed the same empty file for the whole grace.
+
+        Two in-place saves in a row: the file is empty at the first truncate,
+        full in between (perhaps unseen by the watcher yet) and empty again at
+        the second truncate. The reread at the end of the first grace must not
+        take that for a file the user emptied.
+        """
+        if data != b"":
+            self._empty_stats.pop(relpath, None)
+            return
+        first = self._empty_stats.setdefault(relpath, stat)
+        if first != stat:
+            self._empty_stats[relpath] = stat
+            self.bridge.emptied_again(relpath, self.clock())
 
     def on_changes(self, paths: Iterable[Path]) -> None:
         self.on_relpaths({items.relpath_of(self.root, p) for p in paths})

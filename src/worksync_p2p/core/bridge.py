@@ -289,6 +289,12 @@ class Bridge:
         self.confirmed_empty.discard(relpath)
         return effects
 
+    def emptied_again(self, relpath: str, now_ms: int) -> None:
+        """The empty file is not the one first seen empty: its grace starts over."""
+        self.confirmed_empty.discard(relpath)
+        if relpath in self.suspect_empty:
+            self.suspect_empty[relpath] = now_ms + self.empty_grace_ms
+
     def _looks_truncated(
         self, relpath: str, data: bytes, record: FileRecord | None, now_ms: int
     ) -> bool:
