@@ -198,6 +198,11 @@ def test_b12_two_in_place_saves_in_a_row_are_not_an_emptied_file() -> None:
     _bug(85, 3, 10)
 
 
+def test_b13_a_merge_not_yet_written_keeps_the_state_its_file_stands_for() -> None:
+    """A save merged from its base, not yet written back, left no base: a claim was undone."""
+    _bug(213, 3, 10)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from worksync_p2p.core import codec, naming, paths, values
-from worksync_p2p.core.repo import Repo
+from worksync_p2p.core.repo import Ingested, Repo
 
 FILE_ORIGIN = "file"
 
@@ -353,8 +353,14 @@ class Bridge:
             effects.append(Emit(ItemEvent(kind, key, relpath, changed, FILE_ORIGIN)))
         if base is not None:
             # Merged with changes the file had not seen: write the merge back.
+            # Until that write lands, the file stands for the save on its base.
+            self._keep_file_state(key, result)
             effects += self.on_remote(key, FILE_ORIGIN)
         return effects
+
+    def _keep_file_state(self, key: str, result: Ingested) -> None:
+        if result.file_state is not None:
+            self.base[key] = result.file_state
 
     def _ours_to_yield(self, key: str, owner: str) -> bool:
         """Whether ``owner`` is a file we wrote while the user's copy went missing."""
@@ -514,6 +520,9 @@ class Bridge:
         if target == relpath:
             self.disk.set(relpath, FileRecord(key, content_hash(data)))
             effects.append(Tracked(relpath, key, content_hash(data)))
+            # The merge may not be written at once (the file awaits a grace):
+            # meanwhile the file stands for the save on its base, not the merge.
+            self._keep_file_state(key, result)
         else:
             effects.append(RemoveFile(relpath, content_hash(data), key))
         return effects + self.on_remote(key, FILE_ORIGIN)
