@@ -203,6 +203,11 @@ def test_b13_a_merge_not_yet_written_keeps_the_state_its_file_stands_for() -> No
     _bug(213, 3, 10)
 
 
+def test_b14_a_file_that_reads_as_the_merge_still_has_not_seen_its_conflicts() -> None:
+    """A merge rendering as the file dropped the base; the next save buried a concurrent claim."""
+    _bug(245, 3, 20)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 
