@@ -208,6 +208,11 @@ def test_b14_a_file_that_reads_as_the_merge_still_has_not_seen_its_conflicts() -
     _bug(245, 3, 20)
 
 
+def test_b15_a_stray_rewritten_for_a_peer_still_gives_way_to_the_users_copy() -> None:
+    """The file written for a peer's rename was written again; the user's copy became a dup."""
+    _bug(13, 3, 16)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

@@ -451,6 +451,10 @@ class Bridge:
             expect = record.digest if record else None
             effects.append(WriteFile(relpath, text, expect, key, origin))
             self.disk.set(relpath, FileRecord(key, digest))
+            stray = self.strays.get(key)
+            if stray is not None:
+                # Still the file we wrote, to give way when the user's copy turns up.
+                self.strays[key] = (digest, stray[1])
             effects.append(Tracked(relpath, key, digest))
             kind: EventKind = "modified" if record else "created"
             if old_path is not None and old_path != relpath:
