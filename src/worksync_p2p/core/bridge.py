@@ -444,10 +444,9 @@ class Bridge:
         effects: list[Effect] = []
         self.moving.pop(key, None)  # a move left unfinished (removal refused too often)
         record = self.disk.get(relpath)
-        # A file that already reads as the merge keeps its base: the file is still
-        # the state it matched before (a concurrent value that lost, a conflict,
-        # is not in it), and a save must not replace what its user never saw.
-        if record is None or record.digest != digest:
+        if record is not None and record.digest == digest:
+            self.base.pop(key, None)
+        else:
             expect = record.digest if record else None
             effects.append(WriteFile(relpath, text, expect, key, origin))
             self.disk.set(relpath, FileRecord(key, digest))
