@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from pycrdt import Doc, Text
 
 from worksync_p2p.core import yupdate
@@ -57,6 +56,6 @@ def test_a_pending_update_is_not_held() -> None:
     assert not yupdate.holds(c, first)
 
 
-def test_garbage_raises_value_error() -> None:
-    with pytest.raises(ValueError, match="diff"):
-        yupdate.holds(Doc(), b"\xff\xff garbage")
+def test_garbage_is_not_held() -> None:
+    # Left to the normal path, whose apply_update names the error.
+    assert not yupdate.holds(Doc(), b"\xff\xff garbage")

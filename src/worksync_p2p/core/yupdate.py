@@ -27,10 +27,14 @@ _NO_STRUCTS = 0
 def holds(doc: Doc[Any], update: bytes) -> bool:
     """True when ``doc`` already has every insertion and deletion of ``update``.
 
-    Raises ValueError for an update that does not decode.
+    False for an update that does not decode: applying it then raises the
+    error the caller reports (the same as before this check existed).
     """
     state = doc.get_state()
-    rest = get_update(update, state)
+    try:
+        rest = get_update(update, state)
+    except ValueError:
+        return False
     if not rest or rest[0] != _NO_STRUCTS:
         return False
     snapshot = Snapshot.from_doc(doc).encode()
