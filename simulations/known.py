@@ -26,6 +26,12 @@ def kind(problem: str) -> str:
     return problem.split(":", maxsplit=1)[0].replace(" ", "-")[:30]
 
 
+def _as_tuple(kinds: list[str]) -> str:
+    """The tuple as ``ruff format`` writes it, so the table pastes in unchanged."""
+    quoted = ", ".join(f'"{k}"' for k in kinds)
+    return f"({quoted},)" if len(kinds) == 1 else f"({quoted})"
+
+
 def main(argv: list[str]) -> int:
     first, last = (int(argv[0]), int(argv[1])) if len(argv) == 2 else (1, 200)
     logging.getLogger("worksync_p2p").setLevel(logging.CRITICAL)
@@ -33,7 +39,7 @@ def main(argv: list[str]) -> int:
     for seed in range(first, last + 1):
         result = run_seed(seed, PEERS, OPS)
         if not result.ok:
-            print(f"    {seed}: {tuple(sorted({kind(p) for p in result.problems}))!r},")
+            print(f"    {seed}: {_as_tuple(sorted({kind(p) for p in result.problems}))},")
     print("}")
     return 0
 

@@ -31,6 +31,8 @@ class Ingested:
     key: str
     update: bytes | None
     created: bool
+    file_state: bytes | None = None
+    """After a merge from a base: the state the file stands for (base plus the save)."""
 
 
 class Repo:
@@ -136,7 +138,7 @@ class Repo:
         update = fork.ingest(parsed, relpath, self.writer)
         if update is not None:
             item.doc.apply_update(update)
-        return Ingested(key, update, created=False)
+        return Ingested(key, update, created=False, file_state=fork.doc.get_update())
 
     def delete_from(self, key: str, base: bytes, now_ms: int) -> bytes | None:
         """Delete the item as of ``base``: changes since then are concurrent and win."""
