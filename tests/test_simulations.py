@@ -169,9 +169,33 @@ def test_b1_delete_drops_a_concurrent_remote_edit() -> None:
     _bug(37, 2, 8)
 
 
-@pytest.mark.xfail(strict=True, reason="B2: a save racing a remote rename loses an edit")
 def test_b2_save_racing_a_remote_rename_is_stranded() -> None:
     _bug(13, 2, 20)
+
+
+def test_b8_a_user_move_racing_a_peer_rename_merges_from_its_base() -> None:
+    """The user's moved copy was merged against the peer's state: a claim was undone."""
+    _bug(546, 2, 5)
+
+
+def test_b9_a_refused_write_is_not_taken_for_a_done_one() -> None:
+    """After a write refused mid-save, the retry was a no-op and the save undid a claim."""
+    _bug(27, 2, 5)
+
+
+def test_b10_a_move_seen_at_the_truncate_of_an_in_place_save_empties_nothing() -> None:
+    """The empty start of a save was merged as the user's content, and the file removed."""
+    _bug(18, 2, 10)
+
+
+def test_b11_a_user_move_racing_a_peer_rename_survives_a_restart() -> None:
+    """The user's moved copy, seen only after a restart, became a duplicate id: two files."""
+    _bug(74, 2, 10)
+
+
+def test_b12_two_in_place_saves_in_a_row_are_not_an_emptied_file() -> None:
+    """The empty-file grace of the first save ended at the second's truncate: item emptied."""
+    _bug(85, 3, 10)
 
 
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:

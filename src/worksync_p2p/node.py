@@ -30,7 +30,7 @@ from worksync_p2p.adapters.mdns import Discovery
 from worksync_p2p.adapters.peering import Peering
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core import bridge as br
-from worksync_p2p.core import members
+from worksync_p2p.core import members, yupdate
 from worksync_p2p.core.hlc import Hlc
 from worksync_p2p.core.itemdoc import Writer
 from worksync_p2p.core.repo import Repo
@@ -46,6 +46,7 @@ HLC_META = "hlc"
 CLOCK_SAVE_EVERY_MS = 10_000
 PEERS_META = "peers"
 BASES_META = "bridge-bases"
+STRAYS_META = "bridge-strays"
 CLIENT_ID_BITS = 32
 """A fresh Yjs client id per run, as Yjs clients do: reusing one after a crash
 that lost its last update would make two different operations share an id."""
@@ -111,7 +112,9 @@ class LocalNode:
         self._items: RepoItems | None = None
         self._records: dict[str, FileRecord] = {}
         self._clock_saved_ms = 0
-        self._saved_bases: set[str] = set()
+        self._saved_bases: dict[str, bytes] = {}
+        self._empty_stats: dict[str, Stat | None] = {}
+        self._saved_strays: dict[str, tuple[str, bytes | None]] = {}
 
     def started(self) -> Started:
         count = len(self.bridge.disk)
@@ -128,8 +131,10 @@ class LocalNode:
             self._receive(key, update, origin)
 
     def _receive(self, key: str, update: bytes, origin: str) -> None:
-        self.bridge.before_remote(key)
         item = self.repo.get(key)
+        if item is not None and yupdate.holds(item.doc, update):
+            return  # a copy forwarded by another peer: nothing to apply, store or write
+        self.bridge.before_remote(key)
         if item is None:
             self.repo.adopt(key, update)
         else:
@@ -213,7 +218,9 @@ class LocalNode:
         for key, state in self.store.load_all():
             self.repo.load(key, state)
         self.bridge.base.update(_load_bases(self.store))
-        self._saved_bases = set(self.bridge.base)
+        self.bridge.strays.update(_load_strays(self.store))
+        self._saved_bases = dict(self.bridge.base)
+        self._saved_strays = dict(self.bridge.strays)
         self._records = self.store.load_files()
         for relpath, record in self._records.items():
             self.bridge.disk.set(relpath, br.FileRecord(record.key, record.digest))
@@ -247,8 +254,25 @@ class LocalNode:
         data = self.fs.read(relpath, self.config.max_item_bytes) if stat else None
         if stat is not None:
             self._stats[relpath] = stat
+        self._check_emptied_again(relpath, data, stat)
         with self.store.batch():
             self.execute(self.bridge.on_file(relpath, data, self.clock()))
+
+    def _check_emptied_again(self, relpath: str, data: bytes | None, stat: Stat | None) -> None:
+        """An empty file must have stayed the same empty file for the whole grace.
+
+        Two in-place saves in a row: the file is empty at the first truncate,
+        full in between (perhaps unseen by the watcher yet) and empty again at
+        the second truncate. The reread at the end of the first grace must not
+        take that for a file the user emptied.
+        """
+        if data != b"":
+            self._empty_stats.pop(relpath, None)
+            return
+        first = self._empty_stats.setdefault(relpath, stat)
+        if first != stat:
+            self._empty_stats[relpath] = stat
+            self.bridge.emptied_again(relpath, self.clock())
 
     def on_changes(self, paths: Iterable[Path]) -> None:
         self.on_relpaths({items.relpath_of(self.root, p) for p in paths})
@@ -279,11 +303,20 @@ class LocalNode:
         the file held, not on peer changes that arrived since; the bases change
         only while a document is ahead of its file, so this writes rarely.
         """
-        if set(self.bridge.base) == self._saved_bases:
-            return
-        self._saved_bases = set(self.bridge.base)
-        blob = {key: base64.b64encode(state).decode() for key, state in self.bridge.base.items()}
-        self.store.set_meta(BASES_META, json.dumps(blob).encode())
+        # Compared by value: a base replaced by a newer one under the same key
+        # must be saved too (a stale base would merge old changes twice).
+        if self.bridge.base != self._saved_bases:
+            self._saved_bases = dict(self.bridge.base)
+            blob = {key: _b64(state) for key, state in self.bridge.base.items()}
+            self.store.set_meta(BASES_META, json.dumps(blob).encode())
+        if self.bridge.strays != self._saved_strays:
+            # A user's move seen only after a restart must still find the file we
+            # wrote for the peer's rename as ours to give way (and its base).
+            self._saved_strays = dict(self.bridge.strays)
+            strays = {
+                key: [digest, _b64(base)] for key, (digest, base) in self._saved_strays.items()
+            }
+            self.store.set_meta(STRAYS_META, json.dumps(strays).encode())
 
     def _execute_all(self, effects: list[br.Effect], depth: int) -> None:
         refused: str | None = None
@@ -309,16 +342,22 @@ class LocalNode:
             case br.WriteFile():
                 raise AssertionError("execute() runs writes itself")
             case br.RemoveFile(relpath, expect, key):
-                if not self.fs.remove_if(relpath, expect) and depth < MAX_WRITE_RETRIES:
-                    data = self.fs.read(relpath, self.config.max_item_bytes)
-                    refused = self.bridge.on_remove_refused(relpath, key, data, self.clock())
-                    self.execute(refused, depth + 1)
+                self._remove(relpath, expect, key, depth)
             case br.Reread(relpath):
                 self.feed(relpath)
             case br.Report(relpath, reason):
                 log.warning("%s: %s (file left untouched; last good state kept)", relpath, reason)
             case br.Emit(event):
                 self.bus.publish(event.as_json())
+
+    def _remove(self, relpath: str, expect: str, key: str, depth: int) -> None:
+        if self.fs.remove_if(relpath, expect):
+            self.bridge.removed(relpath, key)
+        elif depth < MAX_WRITE_RETRIES:
+            # Saved (or moved) since we last looked: merge it rather than drop it.
+            data = self.fs.read(relpath, self.config.max_item_bytes)
+            refused = self.bridge.on_remove_refused(relpath, key, data, self.clock())
+            self.execute(refused, depth + 1)
 
     def _track(self, relpath: str, key: str, digest: str) -> None:
         stat = self._stats.pop(relpath, None) or self.fs.stat(relpath)
@@ -335,6 +374,7 @@ class LocalNode:
             if stat is not None:
                 self._stats[effect.relpath] = stat
             return True
+        self.bridge.write_refused(effect.relpath, effect.key, effect.expect)
         if outcome is WriteOutcome.UNSAFE:
             log.warning("%s: leads outside the workspace; not written", effect.relpath)
             return False
@@ -358,6 +398,23 @@ class LocalNode:
             return
         self._clock_saved_ms = state[0]
         self.store.set_meta(HLC_META, f"{state[0]},{state[1]}".encode())
+
+
+def _b64(state: bytes | None) -> str | None:
+    return None if state is None else base64.b64encode(state).decode()
+
+
+def _load_strays(store: Store) -> dict[str, tuple[str, bytes | None]]:
+    raw = store.get_meta(STRAYS_META)
+    try:
+        data = json.loads(raw) if raw else {}
+        return {
+            str(k): (str(v[0]), None if v[1] is None else base64.b64decode(v[1]))
+            for k, v in data.items()
+        }
+    except (ValueError, AttributeError, TypeError, IndexError, KeyError):
+        log.warning("the saved bridge strays are unreadable; starting without them")
+        return {}
 
 
 def _load_bases(store: Store) -> dict[str, bytes]:

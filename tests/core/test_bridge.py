@@ -173,3 +173,28 @@ def test_an_unsafe_path_from_a_peer_is_never_written() -> None:
     _remote_edit(bridge, TEXT, path="../outside.md")
     effects = bridge.on_remote("t1", "peer-b")
     assert [type(e) for e in effects] == [b.Report]
+
+
+def test_a_refused_write_is_tried_again_not_taken_as_done() -> None:
+    """B9: the record kept the render's digest, so the retry wrote nothing and dropped the base."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    record = bridge.disk.get("t1.md")
+    assert record is not None
+    peer = make_bridge("peer-b", 8)
+    state = bridge.repo.encoded("t1")
+    assert state is not None
+    peer.repo.load("t1", state)
+    peer.on_file("t1.md", TEXT.replace("todo", "done").encode(), 2000)
+    update = peer.repo.encoded("t1")
+    assert update is not None
+    bridge.before_remote("t1")
+    item = bridge.repo.get("t1")
+    assert item is not None
+    item.apply_remote(update)
+    (write,) = [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)]
+    bridge.write_refused(write.relpath, write.key, write.expect)
+    assert bridge.disk.get("t1.md") == record
+    assert "t1" in bridge.base  # the user's save, when it lands, merges from what they saw
+    again = [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)]
+    assert [(e.relpath, e.expect) for e in again] == [("t1.md", record.digest)]

@@ -164,8 +164,14 @@ class Bridge:
     confirmed_empty: set[str] = field(default_factory=set)
     duplicates: dict[str, str] = field(default_factory=dict)
     base: dict[str, bytes] = field(default_factory=dict)
-    strays: dict[str, str] = field(default_factory=dict)
-    """Items whose old file vanished while we moved them: key -> digest we wrote."""
+    strays: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
+    """Items whose old file vanished while we moved them: key -> (digest we wrote, the
+    base the user's copy holds)."""
+    moving: dict[str, str] = field(default_factory=dict)
+    """Items written at a new path whose old file is still to be removed: key -> old path."""
+    leftovers: dict[str, str] = field(default_factory=dict)
+    """Old files of a move or delete found half-saved (empty): relpath -> key, merged
+    when the save lands."""
 
     # -- remote changes arriving ----------------------------------------------
 
@@ -190,6 +196,30 @@ class Bridge:
 
     def wrote(self, key: str) -> None:
         """The file now holds the document's state again."""
+        if key not in self.moving:
+            # While the old file of a move is still there, the user's copy is that
+            # file, and it holds the base: a save to it must merge from there.
+            self.base.pop(key, None)
+
+    def write_refused(self, relpath: str, key: str, expect: str | None) -> None:
+        """The node refused a write: the file still holds what it held, not our render.
+
+        Left as the render's digest, the record would make the retry a no-op
+        (and drop the base): the user's save, when it lands, would then be
+        ingested against the merged state and undo what it had not seen.
+        """
+        record = self.disk.get(relpath)
+        if record is None or record.key != key:
+            return
+        if expect is None:
+            self.disk.pop(relpath)
+        else:
+            self.disk.set(relpath, FileRecord(key, expect))
+
+    def removed(self, relpath: str, key: str) -> None:
+        """The node removed ``relpath``: nothing on disk holds the old state any more."""
+        if self.moving.get(key) == relpath:
+            del self.moving[key]
         self.base.pop(key, None)
 
     # -- timers ------------------------------------------------------------
@@ -223,6 +253,8 @@ class Bridge:
 
     def on_file(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
         """The watcher saw ``relpath``; ``data`` is its content, None if it is gone."""
+        if relpath in self.leftovers:
+            return self._leftover(relpath, data, now_ms)
         if data is None:
             self.bad.pop(relpath, None)
             self.duplicates.pop(relpath, None)
@@ -245,6 +277,23 @@ class Bridge:
         if self._looks_truncated(relpath, data, record, now_ms):
             return []
         return self._ingest(relpath, parsed, digest, now_ms)
+
+    def _leftover(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
+        """A file we meant to remove was half-saved; now it is back: merge it."""
+        if data == b"" and relpath not in self.confirmed_empty:
+            self.suspect_empty.setdefault(relpath, now_ms + self.empty_grace_ms)
+            return []
+        key = self.leftovers.pop(relpath)
+        self.suspect_empty.pop(relpath, None)
+        effects = self.on_remove_refused(relpath, key, data, now_ms)
+        self.confirmed_empty.discard(relpath)
+        return effects
+
+    def emptied_again(self, relpath: str, now_ms: int) -> None:
+        """The empty file is not the one first seen empty: its grace starts over."""
+        self.confirmed_empty.discard(relpath)
+        if relpath in self.suspect_empty:
+            self.suspect_empty[relpath] = now_ms + self.empty_grace_ms
 
     def _looks_truncated(
         self, relpath: str, data: bytes, record: FileRecord | None, now_ms: int
@@ -311,9 +360,12 @@ class Bridge:
         """Whether ``owner`` is a file we wrote while the user's copy went missing."""
         stray = self.strays.get(key)
         record = self.disk.get(owner)
-        if stray is None or record is None or record.digest != stray:
+        if stray is None or record is None or record.digest != stray[0]:
             return False
         del self.strays[key]
+        if stray[1] is not None:
+            # The user's copy was saved on this state, not on the one we wrote.
+            self.base[key] = stray[1]
         return True
 
     def _file_gone(self, relpath: str, now_ms: int) -> list[Effect]:
@@ -358,8 +410,10 @@ class Bridge:
         reason = paths.unsafe_reason(relpath)
         if reason is not None:
             return self._report(relpath, f"unsafe path from a peer ({reason}); not written")
-        if relpath in self.bad or relpath in self.pending_delete:
-            return []  # a bad file stays as the user left it; a vanished one awaits its grace
+        if relpath in self.bad or relpath in self.pending_delete or relpath in self.suspect_empty:
+            # A bad file stays as the user left it; a vanished or emptied one
+            # awaits its grace (a save is half-way: its end is merged first).
+            return []
         if self._held_by_another(relpath, key):
             return []
         return self._write(key, relpath, old_path, text, origin)
@@ -382,6 +436,7 @@ class Bridge:
         data = text.encode()
         digest = content_hash(data)
         effects: list[Effect] = []
+        self.moving.pop(key, None)  # a move left unfinished (removal refused too often)
         record = self.disk.get(relpath)
         if record is not None and record.digest == digest:
             self.base.pop(key, None)
@@ -397,6 +452,7 @@ class Bridge:
         if old_path is not None and old_path != relpath:
             gone = self.disk.pop(old_path)
             if gone is not None:
+                self.moving[key] = old_path
                 effects += [RemoveFile(old_path, gone.digest, key), Untracked(old_path)]
         return effects
 
@@ -422,13 +478,23 @@ class Bridge:
         item = self.repo.get(key)
         if item is None:
             return []
+        if data == b"" and relpath not in self.confirmed_empty:
+            # Seen at the truncate of an in-place save: merge the save once it
+            # has landed (or stayed empty for the grace), not its empty start.
+            # The move stays unfinished meanwhile: the save is based on ``base``.
+            self.leftovers[relpath] = key
+            self.suspect_empty.setdefault(relpath, now_ms + self.empty_grace_ms)
+            return []
+        if self.moving.get(key) == relpath:
+            del self.moving[key]
         if data is None:
             # Gone before we could remove it: the user moved or deleted it. If
-            # their copy turns up elsewhere, the file we wrote must give way.
+            # their copy turns up elsewhere, the file we wrote must give way,
+            # and their copy is merged from the state it was saved on.
             current = self.disk.path_of(key)
             record = self.disk.get(current) if current is not None else None
             if record is not None:
-                self.strays[key] = record.digest
+                self.strays[key] = (record.digest, self.base.pop(key, None))
             return []
         try:
             parsed = codec.parse(data, relpath, self.max_item_bytes)

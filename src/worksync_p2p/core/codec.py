@@ -20,6 +20,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,9 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 _MAX_DEPTH = 100
 # Expanded size limit when aliases share nodes (a "billion laughs" head).
 _MAX_EXPANDED_NODES = 100_000
+# Rendered heads kept (see render_head): a few per item being worked on.
+_HEADS_KEPT = 1024
+_HEADS: OrderedDict[tuple[str, str], str] = OrderedDict()
 
 _OPEN = re.compile(r"\ufeff?---[ \t]*(\r?\n)")
 _CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
@@ -160,9 +164,28 @@ def fields_equal(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
 
 
 def render_head(template: str, fields: dict[str, Any] | None) -> str:
-    """A head reading exactly ``fields``, changing only what differs from ``template``."""
+    """A head reading exactly ``fields``, changing only what differs from ``template``.
+
+    A pure function, and a costly one (the template is parsed, patched and the
+    result parsed again to check it), called with the same arguments again and
+    again as an item is compared with its file: the last results are kept.
+    ``repr`` tells apart what the head must (``1``, ``1.0``, ``True``; key order).
+    """
     if fields is None:
         return ""
+    key = (template, repr(fields))
+    head = _HEADS.get(key)
+    if head is None:
+        head = _render_head(template, fields)
+        _HEADS[key] = head
+        if len(_HEADS) > _HEADS_KEPT:
+            _HEADS.popitem(last=False)
+    else:
+        _HEADS.move_to_end(key)
+    return template if head == template else head  # unchanged: the template itself
+
+
+def _render_head(template: str, fields: dict[str, Any]) -> str:
     values.check(fields)
     split = _split(template) if template else None
     if split is None or split.opening + split.yaml + split.closing != template:

@@ -48,6 +48,21 @@ _NODES = (MAP_NODE, LIST_NODE, ABSENT)
 GENESIS_PREFIX = "g:"
 
 
+def map_items(cells: Map[Any]) -> dict[str, Any]:
+    """Every entry of a flat map in one read.
+
+    Iterating a pycrdt Map opens a transaction per key; its JSON form comes
+    from one call into Rust, several times faster for the maps here, whose
+    values are all strings. A value that has no JSON form falls back to the
+    slow path, where the schema checks of the callers judge it.
+    """
+    try:
+        data = json.loads(str(cells))
+    except ValueError:
+        return dict(cells.items())
+    return data if isinstance(data, dict) else dict(cells.items())
+
+
 @functools.lru_cache(maxsize=4096)
 def path_key(path: FieldPath) -> str:
     return values.dumps(list(path))
@@ -82,7 +97,7 @@ class FieldIndex:
     @classmethod
     def read(cls, fields: Map[Any], active_genesis: str | None) -> FieldIndex:
         index = cls(active_genesis)
-        for key, raw in fields.items():
+        for key, raw in map_items(fields).items():
             try:
                 index._add(key, raw)
             except (ValueError, IndexError, KeyError, TypeError, AttributeError):

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pycrdt import Doc, Map, Text
+from pycrdt import Doc, Map, Snapshot, Text
 
 from worksync_p2p.core import codec, fields, textdiff, values
 from worksync_p2p.core.hlc import GENESIS_MS, Hlc, Stamp
@@ -120,6 +120,7 @@ class ItemDoc:
         self.doc = doc
         self._meta = doc.get("meta", type=Map)
         self._fields = doc.get("fields", type=Map)
+        self._rendered: tuple[bytes, str | None] | None = None
 
     @classmethod
     def new(cls, client_id: int) -> ItemDoc:
@@ -133,7 +134,9 @@ class ItemDoc:
         return key if isinstance(key, str) else None
 
     def geneses(self) -> list[str]:
-        return sorted(k.split(":", 1)[1] for k in self._meta if k.startswith("genesis:"))
+        return sorted(
+            k.split(":", 1)[1] for k in fields.map_items(self._meta) if k.startswith("genesis:")
+        )
 
     def active_genesis(self) -> str | None:
         found = self.geneses()
@@ -146,9 +149,11 @@ class ItemDoc:
         )
 
     def _registers(self, name: str) -> list[Register]:
-        active = self.active_genesis()
+        meta = fields.map_items(self._meta)
+        found = sorted(k.split(":", 1)[1] for k in meta if k.startswith("genesis:"))
+        active = found[-1] if found else None
         out = []
-        for key, raw in self._meta.items():
+        for key, raw in meta.items():
             if not key.startswith(name + "|"):
                 continue
             writer = key[len(name) + 1 :]
@@ -185,7 +190,21 @@ class ItemDoc:
         return str(head), str(body)
 
     def render(self) -> str | None:
-        """The file text this state stands for; None when deleted or empty."""
+        """The file text this state stands for; None when deleted or empty.
+
+        Kept for the state it was made from: an item is rendered several times
+        per change (the bridge, the save path, the checks), and the snapshot
+        (state vector and delete set) names the content exactly for a fixed
+        document, at a fraction of the cost of a render.
+        """
+        state = Snapshot.from_doc(self.doc).encode()
+        if self._rendered is not None and self._rendered[0] == state:
+            return self._rendered[1]
+        text = self._render()
+        self._rendered = (state, text)
+        return text
+
+    def _render(self) -> str | None:
         texts = self.head_body()
         if texts is None or not self.alive():
             return None
@@ -211,7 +230,9 @@ class ItemDoc:
     def repairs(self) -> dict[str, str]:
         """Duplicate text removed by repairs, by the hash of the merged text."""
         return {
-            k.split(":", 1)[1]: str(v) for k, v in self._meta.items() if k.startswith("repair:")
+            k.split(":", 1)[1]: str(v)
+            for k, v in fields.map_items(self._meta).items()
+            if k.startswith("repair:")
         }
 
     # -- writing ---------------------------------------------------------

@@ -1,0 +1,40 @@
+"""Whether a Yjs update brings anything new to a document, decided without applying it.
+
+In a mesh every peer forwards what it receives, so most updates a peer gets
+are copies of ones it already holds; applying one would change nothing, but
+the caller would still persist it and render the item to compare with its
+file. The check here costs microseconds, all of it in Rust:
+
+* ``get_update(update, state)`` keeps the structs of ``update`` that the
+  document's state vector lacks; with none left, every insertion is already
+  here. (A struct whose dependencies are missing is kept too: pending updates
+  go on to the normal path and are stored as before.)
+* What is left is the update's delete set. The document's own delete set is
+  its snapshot minus the state vector at its end; merged with the update's, it
+  must come out unchanged. A merge that merely encodes differently counts as
+  "new": the caller then takes the normal path, which is always right.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pycrdt import Doc, Snapshot, get_update, merge_updates
+
+_NO_STRUCTS = 0
+
+
+def holds(doc: Doc[Any], update: bytes) -> bool:
+    """True when ``doc`` already has every insertion and deletion of ``update``.
+
+    Raises ValueError for an update that does not decode.
+    """
+    state = doc.get_state()
+    rest = get_update(update, state)
+    if not rest or rest[0] != _NO_STRUCTS:
+        return False
+    snapshot = Snapshot.from_doc(doc).encode()
+    if not snapshot.endswith(state):
+        return False  # not the layout this relies on (delete set, then state vector)
+    ours = bytes([_NO_STRUCTS]) + snapshot[: len(snapshot) - len(state)]
+    return rest == ours or merge_updates(ours, rest) == ours
