@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,8 @@ class People:
     """Per item, the marker of every edit (text or name) ever saved."""
     history: list[str] = field(default_factory=list)
     skipped: int = 0
+    t0: float = field(default_factory=time.monotonic)
+    """Start of the run: history lines say when they happened."""
     _markers: int = 0
 
     def marker(self) -> str:
@@ -105,7 +108,7 @@ class People:
         return te.marker(self._markers)
 
     def note(self, line: str) -> None:
-        self.history.append(line)
+        self.history.append(f"{time.monotonic() - self.t0:6.2f}s {line}")
 
     def initial_text(self, key: str, seed: int) -> tuple[str, str]:
         rng = random.Random(seed)
@@ -151,6 +154,8 @@ class People:
         self._record(step.peer, step.key, step.kind, edit)
         self.note(f"p{step.peer} {step.kind} {relpath} ({step.style}) +{list(edit.added)}")
         await save(self.roots[step.peer] / relpath, edit.text, step.style, step.gap_s, between)
+        if step.style != "rename":
+            self.note(f"p{step.peer} {relpath}: {step.style} save landed")
         return True
 
     def _skip(self, step: Step, why: str) -> bool:
