@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from worksync_p2p.core import codec, naming, paths, values
-from worksync_p2p.core.repo import Repo
+from worksync_p2p.core.repo import Ingested, Repo
 
 FILE_ORIGIN = "file"
 
@@ -353,8 +353,19 @@ class Bridge:
             effects.append(Emit(ItemEvent(kind, key, relpath, changed, FILE_ORIGIN)))
         if base is not None:
             # Merged with changes the file had not seen: write the merge back.
+            self._keep_fork(key, result)
             effects += self.on_remote(key, FILE_ORIGIN)
         return effects
+
+    def _keep_fork(self, key: str, result: Ingested) -> None:
+        """Until the merge is written, the file stands for the save, not the merge.
+
+        A save that lands before that write (and makes it refused) was made on
+        the file, so it must be merged from the save's state: diffed against the
+        merged document it would undo the peer changes it never showed.
+        """
+        if result.fork is not None:
+            self.base[key] = result.fork
 
     def _ours_to_yield(self, key: str, owner: str) -> bool:
         """Whether ``owner`` is a file we wrote while the user's copy went missing."""
@@ -514,6 +525,7 @@ class Bridge:
         if target == relpath:
             self.disk.set(relpath, FileRecord(key, content_hash(data)))
             effects.append(Tracked(relpath, key, content_hash(data)))
+            self._keep_fork(key, result)
         else:
             effects.append(RemoveFile(relpath, content_hash(data), key))
         return effects + self.on_remote(key, FILE_ORIGIN)

@@ -31,6 +31,9 @@ class Ingested:
     key: str
     update: bytes | None
     created: bool
+    fork: bytes | None = None
+    """After a three-way ingest: the state the saved file stands for (its base plus
+    the save), which the file keeps until the merge is written back."""
 
 
 class Repo:
@@ -136,7 +139,7 @@ class Repo:
         update = fork.ingest(parsed, relpath, self.writer)
         if update is not None:
             item.doc.apply_update(update)
-        return Ingested(key, update, created=False)
+        return Ingested(key, update, created=False, fork=fork.doc.get_update())
 
     def delete_from(self, key: str, base: bytes, now_ms: int) -> bytes | None:
         """Delete the item as of ``base``: changes since then are concurrent and win."""
