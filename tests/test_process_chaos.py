@@ -152,23 +152,27 @@ def _assert_everything_happened(result: Result) -> None:
 
 
 KNOWN_LOST = (
-    "known product bug, reported to sim-bugs: under kill -9 and link faults a marker"
-    " (a body line, a tag, a field value) can end in no file and no conflict record"
+    "open product bugs (simulations/README.md, Process-level chaos): in 30 s soaks a"
+    " marker can be cut by characters deleted from or inserted into it (seed 104), or"
+    " dropped by a save made from content read just before a daemon write landed"
 )
 
 
-def _judge(result: Result) -> None:
-    """Every check strict, except lost edits: a known open bug, so an expected failure."""
+def _judge(result: Result, *, lost_is_known: bool) -> None:
+    """Every check strict; in the soak, lost edits are a known open bug (an expected failure)."""
     _assert_everything_happened(result)
     others = [p for p in result.problems if "lost edit" not in p]
     assert not others, result.report()
-    if result.problems:
+    if result.problems and lost_is_known:
         pytest.xfail(f"{KNOWN_LOST}: {result.problems[0]}; reproduce: {result.command()}")
+    assert not result.problems, result.report()
 
 
 @pytest.mark.parametrize("seed", SHORT_SEEDS)
 def test_a_short_chaos_run_loses_nothing(seed: int) -> None:
-    _judge(run_chaos(seed, peers=3, seconds=SHORT_SECONDS))
+    # Strict: the short seeds passed in every run since the write_if, bridge and
+    # harness fixes (see the README); a lost edit here is a new failure.
+    _judge(run_chaos(seed, peers=3, seconds=SHORT_SECONDS), lost_is_known=False)
 
 
 @pytest.mark.slow
@@ -176,7 +180,7 @@ def test_a_short_chaos_run_loses_nothing(seed: int) -> None:
 @pytest.mark.parametrize("seed", SOAK_SEEDS)
 def test_a_chaos_soak_loses_nothing(seed: int) -> None:
     peers = 5 if seed % 3 == 0 else 3
-    _judge(run_chaos(seed, peers=peers, seconds=SOAK_SECONDS))
+    _judge(run_chaos(seed, peers=peers, seconds=SOAK_SECONDS), lost_is_known=True)
 
 
 def test_the_replay_shows_what_each_stored_update_changed(tmp_path: Path) -> None:
