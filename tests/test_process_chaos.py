@@ -12,13 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from simulations.chaos import checks
+from simulations.chaos import checks, replay
 from simulations.chaos.files import Delete
 from simulations.chaos.plan import EDITS, GUARANTEED, make_plan
 from simulations.chaos.proxy import LOOPBACK, LinkProxy
 from simulations.chaos.runner import Result, run_chaos
 from simulations.ledger import Ledger
 from worksync_p2p.adapters import files
+from worksync_p2p.adapters.sqlite_store import SqliteStore
+from worksync_p2p.core.bridge import Bridge, Persist
+from worksync_p2p.core.hlc import Hlc
+from worksync_p2p.core.itemdoc import Writer
+from worksync_p2p.core.repo import Repo
 
 SHORT_SEEDS = (2, 3)  # one run from one origin, one from cloned folders
 SHORT_SECONDS = 5.0
@@ -147,8 +152,9 @@ def _assert_everything_happened(result: Result) -> None:
 
 
 KNOWN_LOST = (
-    "known product bug, reported to sim-bugs: under kill -9 and link faults a marker"
-    " (a body line, a tag, a field value) can end in no file and no conflict record"
+    "open product bugs (simulations/README.md, Process-level chaos): a marker can be"
+    " cut by characters deleted from or inserted into it (seed 104, 30 s), or dropped"
+    " by a save made from content read just before a daemon write landed"
 )
 
 
@@ -163,6 +169,8 @@ def _judge(result: Result) -> None:
 
 @pytest.mark.parametrize("seed", SHORT_SEEDS)
 def test_a_short_chaos_run_loses_nothing(seed: int) -> None:
+    # Not strict yet: after the write_if, bridge and harness fixes one run in
+    # about six still lost an edit here (see the README).
     _judge(run_chaos(seed, peers=3, seconds=SHORT_SECONDS))
 
 
@@ -172,3 +180,18 @@ def test_a_short_chaos_run_loses_nothing(seed: int) -> None:
 def test_a_chaos_soak_loses_nothing(seed: int) -> None:
     peers = 5 if seed % 3 == 0 else 3
     _judge(run_chaos(seed, peers=peers, seconds=SOAK_SECONDS))
+
+
+def test_the_replay_shows_what_each_stored_update_changed(tmp_path: Path) -> None:
+    bridge = Bridge(Repo(Writer("p", Hlc("p"), 0), 7))
+    text = "---\nid: t1\n---\nline m00001z\n"
+    path = tmp_path / "store.sqlite3"
+    with SqliteStore(path) as store:
+        for ms, body in ((1000, text), (2000, text.replace(" m00001z", " m00002z"))):
+            for effect in bridge.on_file("t1.md", body.encode(), ms):
+                if isinstance(effect, Persist):
+                    store.append(effect.key, effect.update)
+    steps = replay.changes(path, "t1")
+    assert len(steps) == 2
+    assert "+line m00001z" in steps[0][2]
+    assert steps[1][2] == ["-line m00001z", "+line m00002z"]

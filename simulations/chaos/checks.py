@@ -82,7 +82,9 @@ def _stored_in(marker: str, stores: dict[str, bytes] | None) -> str:
     if stores is None:
         return ""
     holders = [label for label, raw in stores.items() if marker.encode() in raw]
-    return f"; its text is in the store of {holders}" if holders else "; in no store"
+    # Merged store rows keep text as the pieces later edits cut it into: a marker
+    # that an insert landed inside is "in no store" too, though it was ingested.
+    return f"; its text is in the store of {holders}" if holders else "; in no store (as one piece)"
 
 
 def store_bytes(root: Path) -> bytes:

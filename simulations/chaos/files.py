@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,17 +68,18 @@ def find(root: Path, key: str) -> tuple[str, str] | None:
     return found[0] if found else None
 
 
-def shown_conflicts(root: Path, key: str, field_name: str | None) -> tuple[str, ...]:
-    """Markers in the conflicts this replica's store holds for the item (one field, or all)."""
+def item_conflicts(root: Path, key: str) -> list[dict[str, object]]:
+    """The conflicts this replica's store holds for the item, as ``conflicts --json`` lists them."""
     try:
         found = commands.list_conflicts(root, missing_ok=True)
     except Exception:  # a store mid-write: read as nothing shown (lenient)
-        return ()
-    mine = [
-        c
-        for c in found
-        if c["item"] == key and (field_name is None or c.get("field") == field_name)
-    ]
+        return []
+    return [c for c in found if c["item"] == key]
+
+
+def shown_markers(conflicts: list[dict[str, object]], field_name: str | None) -> tuple[str, ...]:
+    """Markers in those conflicts (of one field, or all)."""
+    mine = [c for c in conflicts if field_name is None or c.get("field") == field_name]
     return tuple(te.markers_in(json.dumps(mine)))
 
 
@@ -98,6 +100,8 @@ class People:
     """Per item, the marker of every edit (text or name) ever saved."""
     history: list[str] = field(default_factory=list)
     skipped: int = 0
+    t0: float = field(default_factory=time.monotonic)
+    """Start of the run: history lines say when they happened."""
     _markers: int = 0
 
     def marker(self) -> str:
@@ -105,7 +109,7 @@ class People:
         return te.marker(self._markers)
 
     def note(self, line: str) -> None:
-        self.history.append(line)
+        self.history.append(f"{time.monotonic() - self.t0:6.2f}s {line}")
 
     def initial_text(self, key: str, seed: int) -> tuple[str, str]:
         rng = random.Random(seed)
@@ -130,6 +134,11 @@ class People:
             return self._claim(step)
         if step.kind == "create":
             return self._create(step, random.Random(step.seed))
+        # The person looks at the conflicts first, then opens the file and saves at
+        # once: reading the store between the two would hold the file's content
+        # stale for as long as that read takes (a window no editor has).
+        looks = step.kind in ("set_field", "delete")
+        shown = item_conflicts(self.roots[step.peer], step.key) if looks else []
         every = find_all(self.roots[step.peer], step.key)
         if not every:
             return self._skip(step, "no file")
@@ -139,18 +148,25 @@ class People:
         if step.kind == "rename":
             return self._rename(step, random.Random(step.seed), found[0])
         if step.kind == "delete":
-            return self._delete(step, *found)
-        return await self._save_edit(step, *found, between)
+            return self._delete(step, *found, shown)
+        return await self._save_edit(step, *found, shown, between)
 
     async def _save_edit(
-        self, step: Step, relpath: str, text: str, between: Between | None
+        self,
+        step: Step,
+        relpath: str,
+        text: str,
+        shown: list[dict[str, object]],
+        between: Between | None,
     ) -> bool:
-        edit = self._edit(step, random.Random(step.seed), text)
+        edit = self._edit(step, random.Random(step.seed), text, shown)
         if edit is None:
             return self._skip(step, "nothing to edit")
         self._record(step.peer, step.key, step.kind, edit)
         self.note(f"p{step.peer} {step.kind} {relpath} ({step.style}) +{list(edit.added)}")
         await save(self.roots[step.peer] / relpath, edit.text, step.style, step.gap_s, between)
+        if step.style != "rename":
+            self.note(f"p{step.peer} {relpath}: {step.style} save landed")
         return True
 
     def _skip(self, step: Step, why: str) -> bool:
@@ -158,34 +174,30 @@ class People:
         self.note(f"p{step.peer} {step.kind} {step.key}: skipped ({why})")
         return False
 
-    def _edit(self, step: Step, rng: random.Random, text: str) -> te.Edit | None:
+    def _edit(
+        self, step: Step, rng: random.Random, text: str, shown: list[dict[str, object]]
+    ) -> te.Edit | None:
         split = te.Split.parse(text)
         if split is None:
             return None
         mark = self.marker()
         if step.kind == "set_field":
             name = rng.choice(FIELDS)
-            return self._set_field(step.peer, step.key, split, name, f"p{step.peer} {mark}")
+            return _set_field(split, name, f"p{step.peer} {mark}", shown)
         return TEXT_EDITS[step.kind](split, mark, rng)
-
-    def _set_field(self, peer: int, key: str, split: te.Split, name: str, value: str) -> te.Edit:
-        edit = te.set_scalar(split, name, value)
-        # Replacing a value also clears the conflicts this replica shows for it.
-        seen = shown_conflicts(self.roots[peer], key, name)
-        return te.Edit(edit.text, edit.added, edit.retracted + seen)
 
     def _claim(self, step: Step) -> bool:
         """Two people set ``assignee`` of one item at the same moment, on two peers."""
+        pair = (step.peer, step.other)
+        shown = {peer: item_conflicts(self.roots[peer], step.key) for peer in pair}
         saves = []
-        for peer in (step.peer, step.other):
+        for peer in pair:
             found = find(self.roots[peer], step.key)
             split = te.Split.parse(found[1]) if found is not None else None
             if found is None or split is None:
                 return self._skip(step, f"no file on p{peer}")
             value = f"p{peer} {self.marker()}"
-            saves.append(
-                (peer, found[0], self._set_field(peer, step.key, split, "assignee", value))
-            )
+            saves.append((peer, found[0], _set_field(split, "assignee", value, shown[peer])))
         for peer, relpath, edit in saves:
             self._record(peer, step.key, "claim", edit)
             write_now(self.roots[peer] / relpath, edit.text, step.style)
@@ -215,10 +227,10 @@ class People:
         self.note(f"p{step.peer} rename {relpath} -> {target}")
         return True
 
-    def _delete(self, step: Step, relpath: str, text: str) -> bool:
+    def _delete(self, step: Step, relpath: str, text: str, shown: list[dict[str, object]]) -> bool:
         root = self.roots[step.peer]
         seen = set(te.markers_in(text)) | set(te.markers_in(relpath))
-        self.ledger.retract([*te.markers_in(text), *shown_conflicts(root, step.key, None)])
+        self.ledger.retract([*te.markers_in(text), *shown_markers(shown, None)])
         try:
             (root / relpath).unlink()
         except FileNotFoundError:
@@ -226,6 +238,12 @@ class People:
         self.deletes.append(Delete(step.key, step.peer, seen))
         self.note(f"p{step.peer} delete {relpath}")
         return True
+
+
+def _set_field(split: te.Split, name: str, value: str, shown: list[dict[str, object]]) -> te.Edit:
+    edit = te.set_scalar(split, name, value)
+    # Replacing a value also clears the conflicts this replica showed for it.
+    return te.Edit(edit.text, edit.added, edit.retracted + shown_markers(shown, name))
 
 
 def new_path(rng: random.Random, key: str) -> str:

@@ -47,6 +47,8 @@ class Daemon:
         self.starts = 0
         self.item_events = 0
         self.remote_writes = 0
+        self.events: list[tuple[float, str]] = []
+        """Every item event (and start, kill, stop) with its time, for the kept logs."""
         self.last_activity = time.monotonic()
         self.problems: list[str] = []
         self._ending = False
@@ -79,6 +81,7 @@ class Daemon:
                 stderr=stderr,
             )
         self.starts += 1
+        self._log_event("start")
         self._spawn(self._read(self.process))
 
     def _spawn(self, coroutine: Any) -> None:
@@ -143,13 +146,22 @@ class Daemon:
         if event.get("event") in ("subscribed", "peer"):
             return
         self.last_activity = time.monotonic()
+        self._log_event(json.dumps(event, sort_keys=True))
         self.item_events += 1
         if event.get("origin") not in (None, "file"):
             self.remote_writes += 1
 
+    def _log_event(self, line: str) -> None:
+        if len(self.events) < MAX_LINES:
+            self.events.append((time.monotonic(), line))
+
+    def events_text(self, t0: float) -> str:
+        return "".join(f"{at - t0:7.3f}s {line}\n" for at, line in self.events)
+
     def kill(self) -> None:
         """kill -9, by PID: no clean-up runs in the daemon."""
         if self.up and self.process is not None:
+            self._log_event("kill -9")
             self._ending = True
             os.kill(self.process.pid, signal.SIGKILL)
         self.address = None
@@ -170,6 +182,7 @@ class Daemon:
             return
         self._ending = True
         self.address = None
+        self._log_event("stop")
         os.kill(self.process.pid, signal.SIGTERM)
         code = await self.wait_ended()
         if code not in (0, -signal.SIGTERM):

@@ -99,10 +99,10 @@ class World:
         self.problems: list[str] = []
         self.notes: list[str] = []
         """Worth a look, not a failure: a traceback a daemon logged and survived."""
-        self.t0 = time.monotonic()
+        self.t0 = self.people.t0
 
     def note(self, line: str) -> None:
-        self.history.append(f"{time.monotonic() - self.t0:6.2f}s {line}")
+        self.people.note(line)
 
     # -- set-up --------------------------------------------------------------------
 
@@ -358,6 +358,8 @@ async def run_async(plan: Plan, base: Path) -> Result:
         # Kept folders get the whole history beside the logs, for digging into a failure.
         if world.logs.is_dir():
             (world.logs / "history.txt").write_text("\n".join(world.history) + "\n")
+            for daemon in world.daemons:
+                (world.logs / f"{daemon.label}.events").write_text(daemon.events_text(world.t0))
     result.problems = world.problems
     result.notes = world.notes
     result.done = world.done

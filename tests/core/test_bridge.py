@@ -198,3 +198,34 @@ def test_a_refused_write_is_tried_again_not_taken_as_done() -> None:
     assert "t1" in bridge.base  # the user's save, when it lands, merges from what they saw
     again = [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)]
     assert [(e.relpath, e.expect) for e in again] == [("t1.md", record.digest)]
+
+
+LINES = "---\nid: t1\nstatus: todo\n---\nline 0\nline 1\nline 2\nline 3\n"
+
+
+def test_a_save_on_top_of_a_merge_not_yet_written_keeps_the_peer_change() -> None:
+    """Process chaos seed 12: a save merged with a peer's change; the user saved again
+    before the merge was written. The file still held the first save, but the second
+    one was diffed against the merged document, and undid the peer's change."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 3", "line 3 peer"))
+    (write,) = [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)]
+    bridge.write_refused(write.relpath, write.key, write.expect)  # the user saved first
+    first = LINES.replace("line 0", "line 0 user")
+    merged = [
+        e for e in bridge.on_file("t1.md", first.encode(), 2000) if isinstance(e, b.WriteFile)
+    ]
+    assert len(merged) == 1
+    assert "line 3 peer" in merged[0].text
+    bridge.write_refused(merged[0].relpath, merged[0].key, merged[0].expect)  # saved again
+    second = first.replace("line 1", "line 1 again")
+    bridge.on_file("t1.md", second.encode(), 3000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert (
+        text == "---\nid: t1\nstatus: todo\n---\nline 0 user\nline 1 again\nline 2\nline 3 peer\n"
+    )

@@ -1,21 +1,30 @@
 """File system side of the bridge: stat, safe reads, atomic checked writes.
 
 Writes go to a hidden temp file in the same folder (the watcher ignores
-hidden names), are fsynced and renamed over the target, keeping the target's
+hidden names), are fsynced and put in place, keeping the target's
 permissions. A write names the content hash it expects to replace and is
 refused when the file moved on, so a save the user made after our last look
-is never clobbered. Nothing is written through a symlink or into a folder
-that resolves outside the workspace.
+is never clobbered. On Linux the temp file is swapped in with
+renameat2(RENAME_EXCHANGE), so a save that lands between our check and the
+swap is found at the temp path afterwards and put back; elsewhere the check
+is repeated just before the rename. Nothing is written through a symlink or
+into a folder that resolves outside the workspace.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import secrets
 import stat as stat_module
+import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from worksync_p2p import items
 from worksync_p2p.core.bridge import content_hash
@@ -72,8 +81,62 @@ def _current_digest(path: Path) -> str | None:
         return content_hash(handle.read())
 
 
-def write_if(root: Path, relpath: str, text: str, expect: str | None) -> WriteOutcome:
-    """Atomically replace ``relpath`` with ``text`` if it still hashes to ``expect``."""
+def _digest_of(path: Path) -> str | None:
+    """The hash of a regular file; None for anything else (a symlink, a folder, gone)."""
+    try:
+        return _current_digest(path)
+    except OSError:
+        return None
+
+
+# renameat2(2), Linux 3.15+ and glibc 2.28+: an atomic swap of two names, and a
+# rename that never replaces. Looked up once; None where the system lacks it.
+AT_FDCWD = -100
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+_UNSUPPORTED = frozenset({errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+def _load_renameat2() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
+
+
+_RENAMEAT2: Any = _load_renameat2()
+
+
+def _rename2(src: Path, dst: Path, flags: int) -> bool:
+    """renameat2 with ``flags``; False where the system or the file system lacks it."""
+    if _RENAMEAT2 is None:
+        return False
+    if _RENAMEAT2(AT_FDCWD, os.fsencode(src), AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _UNSUPPORTED:
+        return False
+    raise OSError(code, os.strerror(code), str(dst))
+
+
+def write_if(
+    root: Path,
+    relpath: str,
+    text: str,
+    expect: str | None,
+    *,
+    before_swap: Callable[[], object] | None = None,
+) -> WriteOutcome:
+    """Atomically replace ``relpath`` with ``text`` if it still hashes to ``expect``.
+
+    ``before_swap`` runs between the check and the swap (a test's seam for a
+    user saving in that window).
+    """
     path = root / relpath
     # Check before creating folders: a symlinked folder must not make us
     # create anything outside the workspace.
@@ -87,19 +150,117 @@ def write_if(root: Path, relpath: str, text: str, expect: str | None) -> WriteOu
     mode = DEFAULT_MODE
     with contextlib.suppress(FileNotFoundError):
         mode = stat_module.S_IMODE(os.lstat(path).st_mode)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    temp = _temp_beside(path)
+    data = text.encode()
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)  # the umask may have narrowed it
-        os.replace(temp, path)
+        ours = _write_temp(temp, data, mode)
+        if before_swap is not None:
+            before_swap()
+        if expect is None:
+            return _create(temp, path)
+        return _replace(temp, path, expect, _Ours(ours.st_dev, ours.st_ino, content_hash(data)))
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
-    return WriteOutcome.WRITTEN
+
+
+def _temp_beside(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def _write_temp(temp: Path, data: bytes, mode: int) -> os.stat_result:
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+        info = os.fstat(handle.fileno())
+    os.chmod(temp, mode)  # the umask may have narrowed it
+    return info
+
+
+@dataclass(frozen=True)
+class _Ours:
+    """The temp file we wrote: which inode, and what it held."""
+
+    dev: int
+    ino: int
+    digest: str
+
+    def at(self, path: Path) -> bool:
+        """Whether ``path`` is still our file, untouched."""
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        same_file = (info.st_dev, info.st_ino) == (self.dev, self.ino)
+        return same_file and _digest_of(path) == self.digest
+
+
+def _create(temp: Path, path: Path) -> WriteOutcome:
+    """Move ``temp`` to ``path`` unless a file got there first (a user's new file)."""
+    return WriteOutcome.WRITTEN if _place_new(temp, path) else WriteOutcome.CHANGED
+
+
+def _place_new(temp: Path, path: Path) -> bool:
+    """Rename ``temp`` to ``path`` only if ``path`` is free; False (``temp`` kept) if not."""
+    try:
+        if _rename2(temp, path, RENAME_NOREPLACE):
+            return True
+        os.link(temp, path)  # fails, replacing nothing, when ``path`` exists
+    except FileExistsError:
+        return False
+    except PermissionError:  # a file system without hard links: check, then rename
+        if os.path.lexists(path):
+            return False
+        os.replace(temp, path)
+        return True
+    os.unlink(temp)
+    return True
+
+
+def _replace(temp: Path, path: Path, expect: str, ours: _Ours) -> WriteOutcome:
+    """Swap ``temp`` in for ``path``; a save that got in since the check goes back.
+
+    The swap is atomic and destroys nothing: whatever ``path`` held at that
+    instant is now at ``temp``, where it is checked. Where the system lacks
+    the swap, the check is repeated just before a plain replace (a small
+    window stays open there).
+    """
+    try:
+        if not _rename2(temp, path, RENAME_EXCHANGE):
+            if _current_digest(path) != expect:
+                return WriteOutcome.CHANGED
+            os.replace(temp, path)
+            return WriteOutcome.WRITTEN
+    except FileNotFoundError:
+        return WriteOutcome.CHANGED  # deleted since the check (perhaps mid-save)
+    if _digest_of(temp) == expect:
+        return WriteOutcome.WRITTEN
+    _give_back(temp, path, ours)
+    return WriteOutcome.CHANGED
+
+
+def _give_back(temp: Path, path: Path, ours: _Ours) -> None:
+    """Put the user's save (at ``temp`` since the swap) back at ``path``.
+
+    Swapping again brings our render out. If ``path`` changed once more in
+    those microseconds (another save replaced or rewrote our render), that
+    save is newer than the one we hold: a third swap puts it back in place,
+    and the older save it superseded is dropped with the temp file, as the
+    user's own second save would have dropped it.
+    """
+    try:
+        swapped = _rename2(temp, path, RENAME_EXCHANGE)
+    except FileNotFoundError:
+        # Our render was deleted (a delete-and-recreate save started on it):
+        # the user's save returns, unless their new file is already there.
+        _place_new(temp, path)
+        return
+    assert swapped, "the first swap worked, so the system has it"
+    if not ours.at(temp):
+        with contextlib.suppress(FileNotFoundError):
+            _rename2(temp, path, RENAME_EXCHANGE)
 
 
 def remove_stale_temps(root: Path) -> list[str]:
@@ -121,14 +282,34 @@ def remove_stale_temps(root: Path) -> list[str]:
     return removed
 
 
-def remove_if(root: Path, relpath: str, expect: str) -> bool:
-    """Remove ``relpath`` if it still holds what we expect; a changed file stays."""
+def remove_if(
+    root: Path, relpath: str, expect: str, *, before_move: Callable[[], object] | None = None
+) -> bool:
+    """Remove ``relpath`` if it still holds what we expect; a changed file stays.
+
+    The file is first renamed aside (atomic: it takes whatever is there at
+    that instant) and checked there; a save that got in since the check is
+    put back, unless a newer file already took its place. ``before_move``
+    runs between the check and the rename (a test's seam).
+    """
     path = root / relpath
     if not inside(root, path) or path.is_symlink() or _current_digest(path) != expect:
         return False
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    return True
+    if before_move is not None:
+        before_move()
+    aside = _temp_beside(path)
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return True  # gone already
+    try:
+        if _digest_of(aside) == expect:
+            return True
+        _place_new(aside, path)
+        return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(aside)
 
 
 __all__ = [
