@@ -127,6 +127,11 @@ class Watcher:
             if not self._thread.is_alive():
                 return None
 
+    def pending(self) -> set[str]:
+        """The paths collected that ``next()`` has not returned yet."""
+        with self._lock:
+            return set(self._pending)
+
     def ring(self) -> None:
         """Look for changes now (a file the doorbell does not watch was just touched)."""
         if self._bell is not None:
