@@ -157,6 +157,18 @@ def test_watcher_closes_promptly_and_only_once(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_a_batch_left_when_closing_is_returned_then_the_end(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        watcher = Watcher(tmp_path, _md_only, step_ms=1, debounce_ms=20)
+        (tmp_path / "a.md").write_text("x")
+        await wait_until(lambda: bool(watcher.pending()), WAIT_S, "a.md collected")
+        watcher.close()
+        assert await asyncio.wait_for(watcher.next(), WAIT_S) == {str(tmp_path / "a.md")}
+        assert await asyncio.wait_for(watcher.next(), WAIT_S) is None
+
+    asyncio.run(scenario())
+
+
 # -- the daemon ---------------------------------------------------------------------
 
 

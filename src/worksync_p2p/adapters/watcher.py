@@ -129,16 +129,18 @@ class Watcher:
     async def next(self) -> set[str] | None:
         """The paths changed since the last call (waits for one); None once closed."""
         while True:
-            await self._has.wait()
-            self._has.clear()
             with self._lock:
                 paths, self._pending = self._pending, set()
             if paths:
                 return paths
             if self._error is not None:
                 raise self._error
-            if not self._thread.is_alive():
+            if self._stop.is_set() or not self._thread.is_alive():
                 return None
+            # Checked before waiting: a batch handed over since the last call
+            # has already set the flag, so nothing is waited for twice.
+            await self._has.wait()
+            self._has.clear()
 
     def pending(self) -> set[str]:
         """The paths collected that ``next()`` has not returned yet."""
