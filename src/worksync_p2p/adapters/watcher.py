@@ -12,9 +12,10 @@ step. Without a doorbell (not Linux, inotify exhausted, or
 
 Batches are merged while the event loop is busy: the loop takes every path
 changed since it last looked, and re-reads each file, so merging loses nothing.
-During a burst at most one batch is handed over per ``debounce``: a lone save
-goes at once, but a file saved every few milliseconds is not re-read for
-every save while the loop has peers and sockets to serve too.
+A burst therefore costs at most one re-read per file per turn of the loop.
+Batches are handed over at once, never held back: an in-place save seen at
+its truncate arrives as a second batch when the write lands, and holding that
+one back (tried: one batch per debounce) made in-place saves 10 ms slower.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -68,7 +68,6 @@ class Watcher:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pending: set[str] = set()
-        self._handed_at = -1e9  # time.monotonic() of the last batch handed over
         self._error: Exception | None = None
         self._has = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="worksync-watcher", daemon=True)
@@ -88,7 +87,6 @@ class Watcher:
                     break
                 result = self._notify.watch(self.debounce_ms, self.step_ms, timeout_ms, self._stop)
                 if isinstance(result, set):
-                    self._hold_off()
                     self._deliver(result)
         except Exception as error:  # watchfiles' internal error: the event loop raises it
             self._error = error
@@ -103,17 +101,10 @@ class Watcher:
             return COLLECT_TIMEOUT_MS
         return self.step_ms  # the safety net: a look at what is there, nothing more
 
-    def _hold_off(self) -> None:
-        """In a burst, wait until ``debounce`` has passed since the last batch."""
-        wait_s = self._handed_at + self.debounce_ms / 1000 - time.monotonic()
-        if wait_s > 0:
-            self._stop.wait(wait_s)
-
     def _deliver(self, raw: set[tuple[int, str]]) -> None:
         accepted = {path for _change, path in raw if self._accept(path)}
         if not accepted:
             return
-        self._handed_at = time.monotonic()
         with self._lock:
             first = not self._pending
             self._pending |= accepted
