@@ -53,6 +53,24 @@ def test_doorbell_rings_for_a_save_and_stays_quiet_otherwise(tmp_path: Path) -> 
 
 
 @linux_only
+def test_doorbell_rings_when_an_in_place_save_is_closed_not_at_its_truncate(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.md"
+    path.write_text("old")
+    bell = _bell(tmp_path)
+    try:
+        with path.open("w") as handle:  # truncates
+            handle.write("half")
+            handle.flush()
+            assert not bell.wait(QUIET_S), "rang before the save was complete"
+            handle.write(" and the rest")
+        assert bell.wait(WAIT_S)
+    finally:
+        bell.close()
+
+
+@linux_only
 def test_doorbell_watches_a_folder_made_after_it_started(tmp_path: Path) -> None:
     bell = _bell(tmp_path)
     try:

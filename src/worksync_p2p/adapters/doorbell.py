@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 IN_MODIFY = 0x00000002
 IN_ATTRIB = 0x00000004
+IN_CLOSE_WRITE = 0x00000008
 IN_MOVED_FROM = 0x00000040
 IN_MOVED_TO = 0x00000080
 IN_CREATE = 0x00000100
@@ -46,8 +47,11 @@ IN_ISDIR = 0x40000000
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 
+# IN_CLOSE_WRITE, not IN_MODIFY: an in-place save truncates, writes, then
+# closes; ringing at the truncate had the file read empty or half-written.
+# A file written and kept open rings at its close (or the safety net looks).
 WATCH_MASK = (
-    IN_MODIFY
+    IN_CLOSE_WRITE
     | IN_ATTRIB
     | IN_MOVED_FROM
     | IN_MOVED_TO
