@@ -15,7 +15,9 @@ CASES = foundation.CASES + bridge.CASES + peers.CASES
 
 def selected(only: str | None) -> list[foundation.Case]:
     """Cases whose name contains ``only`` (case-insensitive); all when None."""
-    return [case for case in CASES if only is None or only.lower() in case.name.lower()]
+    if only is None:
+        return list(CASES)
+    return [case for case in CASES + peers.ON_REQUEST if only.lower() in case.name.lower()]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -24,7 +26,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         metavar="NAME",
-        help="run the cases whose name contains NAME: " + ", ".join(c.name for c in CASES),
+        help="run the cases whose name contains NAME: "
+        + ", ".join(c.name for c in CASES + peers.ON_REQUEST),
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--items", type=int, default=10_000, help="workspace size (10000)")

@@ -13,7 +13,8 @@ with its own B process (``peerruns.py``):
 3. edit: an atomic save on A until B's event socket reports the item
    ``modified`` with origin A's peer id.
 
-The table lists them as edit, first sync, reconnect.
+The table lists them as edit, first sync, reconnect. ``peer-edit`` measures
+only the edit (after one first sync), for comparing watcher settings quickly.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from benchmarks.peerruns import (
     START_TIMEOUT_S,
     Pair,
     edits,
+    first_sync,
     first_syncs,
     reconnects,
 )
@@ -143,4 +145,23 @@ def peers_case(session: Session) -> list[Result]:
     return [_edit_row(n, laps), *_sync_rows(n, laps), *_reconnect_rows(n, laps, wires)]
 
 
+def peer_edit_case(session: Session) -> list[Result]:
+    """Only the edit row: one first sync brings B level, then the edits."""
+    n = item_count(session.config)
+    root, folder, code = _seed(session, n)
+    laps = Laps()
+    with peerproc.running(folder, root) as up_a:
+        event = up_a.started(START_TIMEOUT_S).event
+        address, peer_id = str(event["address"]), str(event["peer_id"])
+        pair = Pair(root, folder, code, n, address, peer_id, up_a.pid)
+        b = root / "b0"
+        progress("peers: one first sync")
+        first_sync(pair, b, laps)
+        edits(session, pair, b, laps)
+    session.discard(root)
+    return [_edit_row(n, laps)]
+
+
 CASES: tuple[Case, ...] = (Case("peers", peers_case),)
+ON_REQUEST: tuple[Case, ...] = (Case("peer-edit", peer_edit_case),)
+"""Run only when named with ``--only``: they repeat rows of the full cases."""

@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import watchfiles
-
 from worksync_p2p import items
 from worksync_p2p.adapters import files
 from worksync_p2p.adapters.eventsock import EventBus, serve_events
 from worksync_p2p.adapters.mdns import Discovery
 from worksync_p2p.adapters.peering import Peering
 from worksync_p2p.adapters.sqlite_store import SqliteStore
+from worksync_p2p.adapters.watcher import Watcher
 from worksync_p2p.core import bridge as br
 from worksync_p2p.core import members, yupdate
 from worksync_p2p.core.digest import DigestIndex
@@ -542,8 +541,8 @@ def _load_hlc(store: Store) -> tuple[int, int]:
     return int(ms), int(counter)
 
 
-def _md_filter(root: Path) -> Callable[[watchfiles.Change, str], bool]:
-    def accept(_change: watchfiles.Change, raw_path: str) -> bool:
+def _md_filter(root: Path) -> Callable[[str], bool]:
+    def accept(raw_path: str) -> bool:
         return items.is_item_path(root, Path(raw_path))
 
     return accept
@@ -743,28 +742,37 @@ async def _watch(node: LocalNode, stop: asyncio.Event, wake: asyncio.Event) -> N
     probe = node.workspace.state_dir / WATCH_PROBE
     accept = _md_filter(node.root)
 
-    def accept_with_probe(change: watchfiles.Change, raw_path: str) -> bool:
-        return raw_path == str(probe) or accept(change, raw_path)
+    def accept_with_probe(raw_path: str) -> bool:
+        return raw_path == str(probe) or accept(raw_path)
 
-    async with asyncio.TaskGroup() as group:
-        group.create_task(_announce_ready(node, probe, stop))
-        async for changes in watchfiles.awatch(
-            node.root,
-            watch_filter=accept_with_probe,
-            step=node.config.watch_step_ms,
-            debounce=node.config.watch_debounce_ms,
-            stop_event=stop,
-            recursive=True,
-        ):
-            paths = {Path(raw) for _, raw in changes}
-            if probe in paths:
-                paths.discard(probe)
-                node.ready.set()
-            node.on_changes(paths)
-            wake.set()
+    config = node.config
+    with Watcher(
+        node.root,
+        accept_with_probe,
+        step_ms=config.watch_step_ms,
+        debounce_ms=config.watch_debounce_ms,
+        doorbell=config.watch_doorbell,
+    ) as watcher:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(_announce_ready(node, probe, stop, watcher.ring))
+            group.create_task(_close_on(stop, watcher))
+            while (changed := await watcher.next()) is not None:
+                paths = {Path(raw) for raw in changed}
+                if probe in paths:
+                    paths.discard(probe)
+                    node.ready.set()
+                node.on_changes(paths)
+                wake.set()
 
 
-async def _announce_ready(node: LocalNode, probe: Path, stop: asyncio.Event) -> None:
+async def _close_on(stop: asyncio.Event, watcher: Watcher) -> None:
+    await stop.wait()
+    watcher.close()
+
+
+async def _announce_ready(
+    node: LocalNode, probe: Path, stop: asyncio.Event, ring: Callable[[], None]
+) -> None:
     """Touch a probe file until the watcher reports it: from then on no save is missed.
 
     watchfiles has no "watching now" signal, and a save made before its watch is
@@ -774,6 +782,7 @@ async def _announce_ready(node: LocalNode, probe: Path, stop: asyncio.Event) -> 
         if node.ready.is_set() or stop.is_set():
             return
         probe.write_bytes(b"")
+        ring()  # the doorbell does not watch .worksync/
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(node.ready.wait(), PROBE_INTERVAL_S)
     log.warning("the file watcher did not report its probe; saves may be seen late")
@@ -788,4 +797,7 @@ async def _timers(node: LocalNode, stop: asyncio.Event, wake: asyncio.Event) -> 
         wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout)
-        node.on_timer()
+        due = node.bridge.deadline_ms()
+        # Woken by a batch of saves with nothing due: an empty transaction saved.
+        if due is not None and due <= now_ms():
+            node.on_timer()

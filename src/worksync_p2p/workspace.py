@@ -57,8 +57,9 @@ class Config:
     """Settings from ``config.toml``; the defaults apply to every key left out."""
 
     max_item_bytes: int = 1_048_576
-    watch_step_ms: int = 5
+    watch_step_ms: int = 1
     watch_debounce_ms: int = 20
+    watch_doorbell: bool = True
     listen_host: str = "0.0.0.0"
     listen_port: int = 0
     peers: tuple[str, ...] = field(default=())
@@ -72,10 +73,16 @@ DEFAULT_CONFIG_TEXT = """\
 # Item files larger than this many bytes are not synced (a warning names them).
 # max_item_bytes = 1048576
 
-# File watcher: how often it looks for changes, and how long a burst of changes
-# may keep coming before they are processed, in milliseconds.
-# watch_step_ms = 5
+# File watcher (watchfiles): how often it looks for changes while files are
+# changing, and how long a burst of changes may keep coming before they are
+# processed, in milliseconds. A save is seen 1-2 steps after it happened.
+# watch_step_ms = 1
 # watch_debounce_ms = 20
+
+# Look only when inotify says something changed (Linux), so an idle daemon
+# does not wake every step; false polls every step (for file systems where
+# inotify misses changes, e.g. network mounts).
+# watch_doorbell = true
 
 # Where the daemon listens for peers; port 0 picks a free port (mDNS advertises it).
 # listen_host = "0.0.0.0"
@@ -271,6 +278,7 @@ _CONFIG_CHECKS: dict[str, Callable[[object], object]] = {
     "max_item_bytes": _positive_int,
     "watch_step_ms": _positive_int,
     "watch_debounce_ms": _non_negative_int,
+    "watch_doorbell": _boolean,
     "listen_host": _host,
     "listen_port": _port_or_zero,
     "peers": _peer_list,

@@ -1,8 +1,13 @@
 """The local event bus: item changes as JSON lines on a Unix socket.
 
 The socket lives in ``.worksync/`` (mode 0700), so only the workspace's owner
-can subscribe. Each subscriber has a bounded queue; one that stops reading is
-dropped rather than allowed to grow the daemon's memory or stall others.
+can subscribe. An event is written to each socket subscriber as it is
+published, before the change is committed to the store: the file (or the
+peer's update) it describes is already where it will stay, and a crash before
+the commit is repaired from the file at the next start. A subscriber that
+stops reading is dropped once ``MAX_BEHIND_BYTES`` wait for it, rather than
+allowed to grow the daemon's memory or stall others. In-process subscribers
+(``subscribe``) get a bounded queue instead.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ SOCKET_NAME = "events.sock"
 CONTROL_NAME = "control.sock"
 MAX_REQUEST_BYTES = 64 * 1024
 QUEUE_MAX = 1024
+MAX_BEHIND_BYTES = 1024 * 1024
 UNIX_PATH_MAX = 107
+RECV_BYTES = 4096
 CLOSE_WAIT_S = 1.0  # sun_path is 108 bytes with its NUL
 
 
@@ -32,6 +39,7 @@ Command = Callable[[dict[str, Any]], dict[str, Any]]
 class EventBus:
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[bytes | None]] = set()
+        self._writers: dict[asyncio.StreamWriter, asyncio.Event] = {}
         self.command: Command | None = None
         """Answers control requests (``revoke``, ``peers``) from the local CLI."""
 
@@ -45,6 +53,28 @@ class EventBus:
                 self._subscribers.discard(queue)
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(None)
+        for writer in list(self._writers):
+            self._write(writer, line)
+
+    def _write(self, writer: asyncio.StreamWriter, line: bytes) -> None:
+        if writer.is_closing():
+            self.detach(writer)  # the subscriber went away
+            return
+        writer.write(line)  # sent at once while the socket has room
+        if writer.transport.get_write_buffer_size() > MAX_BEHIND_BYTES:
+            log.warning("an event subscriber fell %d bytes behind; dropped it", MAX_BEHIND_BYTES)
+            self.detach(writer)
+
+    def attach(self, writer: asyncio.StreamWriter) -> asyncio.Event:
+        """Write each event to ``writer``; the returned event is set once it is dropped."""
+        gone = asyncio.Event()
+        self._writers[writer] = gone
+        return gone
+
+    def detach(self, writer: asyncio.StreamWriter) -> None:
+        gone = self._writers.pop(writer, None)
+        if gone is not None:
+            gone.set()
 
     def close(self) -> None:
         """End every subscription (the daemon is stopping)."""
@@ -52,6 +82,8 @@ class EventBus:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)
         self._subscribers.clear()
+        for writer in list(self._writers):
+            self.detach(writer)
 
     def subscribe(self) -> asyncio.Queue[bytes | None]:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_MAX)
@@ -99,8 +131,8 @@ async def serve_events(state_dir: Path, bus: EventBus) -> AsyncIterator[Path | N
 
         return handle
 
-    async def stream(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _stream(bus, writer)
+    async def stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _stream(bus, reader, writer)
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _answer(bus, reader, writer)
@@ -166,19 +198,31 @@ async def request(state_dir: Path, message: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
-async def _stream(bus: EventBus, writer: asyncio.StreamWriter) -> None:
-    queue = bus.subscribe()
+async def _stream(
+    bus: EventBus, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     try:
         writer.write(b'{"event": "subscribed"}\n')
         await writer.drain()
-        while (line := await queue.get()) is not None:
-            writer.write(line)
-            await writer.drain()
+        gone = asyncio.ensure_future(bus.attach(writer).wait())
+        left = asyncio.ensure_future(_until_eof(reader))
+        try:
+            await asyncio.wait({gone, left}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            left.cancel()
     except ConnectionError:
         pass  # the subscriber went away
     finally:
-        bus.unsubscribe(queue)
+        bus.detach(writer)
         writer.close()
+
+
+async def _until_eof(reader: asyncio.StreamReader) -> None:
+    """Returns when the subscriber closes its end (it has nothing to say)."""
+    with contextlib.suppress(ConnectionError):
+        while await reader.read(RECV_BYTES):
+            pass
 
 
 async def follow(state_dir: Path) -> AsyncIterator[bytes]:
