@@ -691,6 +691,8 @@ def test_two_peers_dialling_each_other_keep_exactly_one_link(
                     what="one link each, dialled by the smaller peer id",
                 )
                 links = (pa.links[b.peer_id], pb.links[a.peer_id])
+                # Only A was seeded: B's copy exists once the first sync wrote it.
+                await wait_until(same_files(*roots), timeout=WAIT_S, what="the first sync")
                 path = roots[1] / TASK
                 path.write_text(path.read_text() + "\nover the one link\n")
                 await wait_until(same_files(*roots), timeout=WAIT_S, what="sync over the link")
