@@ -124,6 +124,17 @@ def _rename2(src: Path, dst: Path, flags: int) -> bool:
     raise OSError(code, os.strerror(code), str(dst))
 
 
+def _safe_target(root: Path, relpath: str) -> Path | None:
+    """The path to write ``relpath`` at, its folders made; None if it leads outside."""
+    path = root / relpath
+    # Check before creating folders: a symlinked folder must not make us
+    # create anything outside the workspace.
+    if not inside(root, _deepest_existing(path)) or path.is_symlink():
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path if inside(root, path) else None
+
+
 def write_if(
     root: Path,
     relpath: str,
@@ -137,13 +148,8 @@ def write_if(
     ``before_swap`` runs between the check and the swap (a test's seam for a
     user saving in that window).
     """
-    path = root / relpath
-    # Check before creating folders: a symlinked folder must not make us
-    # create anything outside the workspace.
-    if not inside(root, _deepest_existing(path)) or path.is_symlink():
-        return WriteOutcome.UNSAFE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not inside(root, path):
+    path = _safe_target(root, relpath)
+    if path is None:
         return WriteOutcome.UNSAFE
     if _current_digest(path) != expect:
         return WriteOutcome.CHANGED
@@ -384,11 +390,8 @@ def _fsync_folder(folder: Path) -> None:
 
 def _new_temp(root: Path, relpath: str, text: str) -> tuple[Path, int] | WriteOutcome:
     """The checks of write_if for a file that must not exist yet; a temp file written."""
-    path = root / relpath
-    if not inside(root, _deepest_existing(path)) or path.is_symlink():
-        return WriteOutcome.UNSAFE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not inside(root, path):
+    path = _safe_target(root, relpath)
+    if path is None:
         return WriteOutcome.UNSAFE
     if os.path.lexists(path):
         return WriteOutcome.CHANGED
