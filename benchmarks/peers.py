@@ -130,14 +130,19 @@ def _reconnect_rows(n: int, laps: Laps, wires: list[Wire]) -> list[Result]:
     ]
 
 
+def _pair(root: Path, folder: Path, code: str, n: int, up_a: peerproc.Peer) -> Pair:
+    """A, started and serving, as the pair's fixed side."""
+    event = up_a.started(START_TIMEOUT_S).event
+    address, peer_id = str(event["address"]), str(event["peer_id"])
+    return Pair(root, folder, code, n, address, peer_id, up_a.pid)
+
+
 def peers_case(session: Session) -> list[Result]:
     n = item_count(session.config)
     root, folder, code = _seed(session, n)
     laps = Laps()
     with peerproc.running(folder, root) as up_a:
-        event = up_a.started(START_TIMEOUT_S).event
-        address, peer_id = str(event["address"]), str(event["peer_id"])
-        pair = Pair(root, folder, code, n, address, peer_id, up_a.pid)
+        pair = _pair(root, folder, code, n, up_a)
         b = first_syncs(session, pair, laps)
         wires = reconnects(session, pair, b, laps)
         edits(session, pair, b, laps)
@@ -151,9 +156,7 @@ def peer_edit_case(session: Session) -> list[Result]:
     root, folder, code = _seed(session, n)
     laps = Laps()
     with peerproc.running(folder, root) as up_a:
-        event = up_a.started(START_TIMEOUT_S).event
-        address, peer_id = str(event["address"]), str(event["peer_id"])
-        pair = Pair(root, folder, code, n, address, peer_id, up_a.pid)
+        pair = _pair(root, folder, code, n, up_a)
         b = root / "b0"
         progress("peers: one first sync")
         first_sync(pair, b, laps)
