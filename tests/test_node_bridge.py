@@ -517,6 +517,56 @@ def test_a_move_while_stopped_is_a_rename_not_a_delete(
     asyncio.run(scenario())
 
 
+def _renamed_by_a_peer(text: str) -> str:
+    return text.replace("All three must", "All three (peer) must")
+
+
+async def _peer_renames_task(node: LocalNode, root: Path, tap: EventTap) -> Path:
+    """A peer's rename of TASK lands: the node writes the new file, removes the old."""
+    await tap.wait_for(is_event("created", TASK_ID))
+    Remote().send(node, TASK_ID, _renamed_by_a_peer, path="moved.md")
+    moved = root / "moved.md"
+    await wait_until(lambda: not (root / TASK).exists() and moved.exists(), what="the move")
+    return moved
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["live", "after-restart"])
+def test_a_stale_editor_saving_a_file_a_peer_renamed_edits_the_item(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, restart: bool
+) -> None:
+    """Process chaos seed 2: the editor still open on the old path saved it back; the
+    file was taken for a second copy of the id, reported and never synced."""
+
+    async def scenario() -> None:
+        root = tmp_path / "ws"
+        original = copy_corpus(root, TASK)[TASK].read_text()
+        stale = original.replace("## Findings", "## Findings (user)")
+        tap = EventTap(bus := EventBus())
+        async with running(root, bus) as node:
+            moved = await _peer_renames_task(node, root, tap)
+            if not restart:
+                save_recreate_missing(root / TASK, stale)
+                await wait_until(lambda: not (root / TASK).exists(), what="the stale file gone")
+                await wait_until(in_sync(node, TASK_ID, moved), what="file == document")
+        if restart:
+            save_recreate_missing(root / TASK, stale)
+            async with running(root) as node:
+                await wait_until(in_sync(node, TASK_ID, moved), what="file == document")
+                assert not (root / TASK).exists()
+        text = moved.read_text()
+        assert "## Findings (user)" in text
+        assert "All three (peer) must" in text
+        assert not warnings_about(caplog, "already used")
+
+    asyncio.run(scenario())
+
+
+def save_recreate_missing(path: Path, text: str) -> None:
+    """An editor writing its buffer back to a path that no longer exists."""
+    assert not path.exists()
+    path.write_bytes(text.encode())
+
+
 # -- 8. path safety ---------------------------------------------------------------------
 
 UNSAFE_PATHS = ["../escape.md", "/abs.md", ".hidden/x.md", "x.txt", "con.md", "a/../../up.md"]

@@ -48,6 +48,7 @@ PEERS_META = "peers"
 BASES_META = "bridge-bases"
 DIGESTS_META = "digests"
 STRAYS_META = "bridge-strays"
+DEPARTED_META = "bridge-departed"
 CLIENT_ID_BITS = 32
 """A fresh Yjs client id per run, as Yjs clients do: reusing one after a crash
 that lost its last update would make two different operations share an id."""
@@ -116,6 +117,7 @@ class LocalNode:
         self._saved_bases: dict[str, bytes] = {}
         self._empty_stats: dict[str, Stat | None] = {}
         self._saved_strays: dict[str, tuple[str, bytes | None]] = {}
+        self._saved_departed: dict[str, tuple[str, bytes | None]] = {}
 
     def started(self) -> Started:
         count = len(self.bridge.disk)
@@ -299,9 +301,11 @@ class LocalNode:
         for key, state in self.store.load_all():
             self.repo.load(key, state)
         self.bridge.base.update(_load_bases(self.store))
-        self.bridge.strays.update(_load_strays(self.store))
+        self.bridge.strays.update(_load_pairs(self.store, STRAYS_META))
+        self.bridge.departed.update(_load_pairs(self.store, DEPARTED_META))
         self._saved_bases = dict(self.bridge.base)
         self._saved_strays = dict(self.bridge.strays)
+        self._saved_departed = dict(self.bridge.departed)
         self._records = self.store.load_files()
         for relpath, record in self._records.items():
             self.bridge.disk.set(relpath, br.FileRecord(record.key, record.digest))
@@ -394,10 +398,11 @@ class LocalNode:
             # A user's move seen only after a restart must still find the file we
             # wrote for the peer's rename as ours to give way (and its base).
             self._saved_strays = dict(self.bridge.strays)
-            strays = {
-                key: [digest, _b64(base)] for key, (digest, base) in self._saved_strays.items()
-            }
-            self.store.set_meta(STRAYS_META, json.dumps(strays).encode())
+            self.store.set_meta(STRAYS_META, _dump_pairs(self._saved_strays))
+        if self.bridge.departed != self._saved_departed:
+            # An editor still open on a moved file may save it after a restart.
+            self._saved_departed = dict(self.bridge.departed)
+            self.store.set_meta(DEPARTED_META, _dump_pairs(self._saved_departed))
 
     def _execute_all(self, effects: list[br.Effect], depth: int) -> None:
         refused: str | None = None
@@ -501,8 +506,13 @@ def _b64(state: bytes | None) -> str | None:
     return None if state is None else base64.b64encode(state).decode()
 
 
-def _load_strays(store: Store) -> dict[str, tuple[str, bytes | None]]:
-    raw = store.get_meta(STRAYS_META)
+def _dump_pairs(pairs: dict[str, tuple[str, bytes | None]]) -> bytes:
+    return json.dumps({k: [name, _b64(state)] for k, (name, state) in pairs.items()}).encode()
+
+
+def _load_pairs(store: Store, meta: str) -> dict[str, tuple[str, bytes | None]]:
+    """A saved ``key -> (name, state)`` map (bridge strays, departed files)."""
+    raw = store.get_meta(meta)
     try:
         data = json.loads(raw) if raw else {}
         return {
@@ -510,7 +520,7 @@ def _load_strays(store: Store) -> dict[str, tuple[str, bytes | None]]:
             for k, v in data.items()
         }
     except (ValueError, AttributeError, TypeError, IndexError, KeyError):
-        log.warning("the saved bridge strays are unreadable; starting without them")
+        log.warning("the saved %s are unreadable; starting without them", meta)
         return {}
 
 

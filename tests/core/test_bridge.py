@@ -229,3 +229,54 @@ def test_a_save_on_top_of_a_merge_not_yet_written_keeps_the_peer_change() -> Non
     assert (
         text == "---\nid: t1\nstatus: todo\n---\nline 0 user\nline 1 again\nline 2\nline 3 peer\n"
     )
+
+
+def _remote_rename(bridge: b.Bridge, new_path: str, text: str = TEXT) -> list[b.Effect]:
+    """A peer's rename of t1 lands; the node carries out the write and the removal."""
+    bridge.before_remote("t1")
+    _remote_edit(bridge, text, path=new_path)
+    effects = bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1")
+    for effect in effects:
+        if isinstance(effect, b.RemoveFile):
+            bridge.removed(effect.relpath, effect.key)
+    return effects
+
+
+def test_a_stale_editor_saving_the_old_path_of_a_peer_rename_edits_the_item() -> None:
+    """Process chaos seed 2: a peer's rename won and the old file was removed; the
+    user's editor, still open on it, saved it back. That save was taken for a second
+    file claiming the id (reported, never synced): the user's edit was lost."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    effects = _remote_rename(bridge, "moved.md", TEXT.replace("todo", "peer"))
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    stale = TEXT.replace("body line", "body line\nuser line")
+    effects = bridge.on_file("t1.md", stale.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert write.relpath == "moved.md"
+    assert write.text == TEXT.replace("todo", "peer").replace("body line", "body line\nuser line")
+
+
+def test_a_stale_editor_saving_in_place_is_merged_once_the_save_lands() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    _remote_rename(bridge, "moved.md")
+    assert bridge.on_file("t1.md", b"", 4000) == []  # the truncate of an in-place save
+    stale = TEXT.replace("body line", "user line")
+    effects = bridge.on_file("t1.md", stale.encode(), 4010)
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert (write.relpath, write.text) == ("moved.md", stale)
+
+
+def test_a_new_item_at_the_old_path_of_a_rename_is_just_a_new_item() -> None:
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    _remote_rename(bridge, "moved.md")
+    other = TEXT.replace("id: t1", "id: t2")
+    effects = bridge.on_file("t1.md", other.encode(), 4000)
+    assert [e.kind for e in events(effects)] == ["created"]
+    assert bridge.path_of("t2") == "t1.md"
+    assert bridge.path_of("t1") == "moved.md"

@@ -30,6 +30,8 @@ from worksync_p2p.core import codec, naming, paths, values
 from worksync_p2p.core.repo import Ingested, Repo
 
 FILE_ORIGIN = "file"
+MAX_DEPARTED = 1024
+"""Old paths of moves remembered for editors still open on them (oldest forgotten first)."""
 
 EventKind = Literal["created", "modified", "deleted", "renamed", "conflict"]
 
@@ -172,6 +174,9 @@ class Bridge:
     leftovers: dict[str, str] = field(default_factory=dict)
     """Old files of a move or delete found half-saved (empty): relpath -> key, merged
     when the save lands."""
+    departed: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
+    """Old files of finished moves: relpath -> (key, the state the file held). An
+    editor still open on one may save it back: that save edits the moved item."""
 
     # -- remote changes arriving ----------------------------------------------
 
@@ -220,7 +225,16 @@ class Bridge:
         """The node removed ``relpath``: nothing on disk holds the old state any more."""
         if self.moving.get(key) == relpath:
             del self.moving[key]
+            self._depart(relpath, key, self.base.get(key))
+        elif self.disk.path_of(key) is not None:
+            return  # a stray copy went; the base belongs to the item's own file
         self.base.pop(key, None)
+
+    def _depart(self, relpath: str, key: str, state: bytes | None) -> None:
+        self.departed.pop(relpath, None)
+        self.departed[relpath] = (key, state)
+        while len(self.departed) > MAX_DEPARTED:
+            del self.departed[next(iter(self.departed))]
 
     # -- timers ------------------------------------------------------------
 
@@ -253,8 +267,9 @@ class Bridge:
 
     def on_file(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
         """The watcher saw ``relpath``; ``data`` is its content, None if it is gone."""
-        if relpath in self.leftovers:
-            return self._leftover(relpath, data, now_ms)
+        left = self._left_file(relpath, data, now_ms)
+        if left is not None:
+            return left
         if data is None:
             self.bad.pop(relpath, None)
             self.duplicates.pop(relpath, None)
@@ -288,6 +303,35 @@ class Bridge:
         effects = self.on_remove_refused(relpath, key, data, now_ms)
         self.confirmed_empty.discard(relpath)
         return effects
+
+    def _left_file(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect] | None:
+        """A file an item left (a move or delete): its effects, None if it is not one."""
+        if relpath in self.leftovers:
+            return self._leftover(relpath, data, now_ms)
+        if relpath in self.departed and relpath not in self.disk and data is not None:
+            return self._departed_save(relpath, data, now_ms)
+        return None
+
+    def _departed_save(self, relpath: str, data: bytes, now_ms: int) -> list[Effect] | None:
+        """A file is back at the old path of a move: None unless it is the moved item.
+
+        A person cannot tell that a peer's rename moved the file they have open;
+        their save of it is an edit of the item, made on the state the file held.
+        """
+        if data == b"" and relpath not in self.confirmed_empty:
+            self.suspect_empty.setdefault(relpath, now_ms + self.empty_grace_ms)
+            return []  # the truncate of an in-place save: wait for its end
+        key, state = self.departed.pop(relpath)
+        self.suspect_empty.pop(relpath, None)
+        self.confirmed_empty.discard(relpath)
+        try:
+            parsed = codec.parse(data, relpath, self.max_item_bytes)
+        except codec.ItemError:
+            return None  # reported as any bad file is
+        item = self.repo.get(key)
+        if naming.item_key(parsed.fields, relpath) != key or item is None or not item.alive():
+            return None
+        return self._merge_left(relpath, key, parsed, content_hash(data), base=state, now_ms=now_ms)
 
     def emptied_again(self, relpath: str, now_ms: int) -> None:
         """The empty file is not the one first seen empty: its grace starts over."""
@@ -443,6 +487,7 @@ class Bridge:
         digest = content_hash(data)
         effects: list[Effect] = []
         self.moving.pop(key, None)  # a move left unfinished (removal refused too often)
+        self.departed.pop(relpath, None)  # the path is in use again
         record = self.disk.get(relpath)
         if record is not None and record.digest == digest:
             self.base.pop(key, None)
@@ -510,9 +555,25 @@ class Bridge:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
         except codec.ItemError as error:
             return self._report(relpath, error.reason)
+        base = self.base.pop(key, None)
+        return self._merge_left(relpath, key, parsed, content_hash(data), base=base, now_ms=now_ms)
+
+    def _merge_left(
+        self,
+        relpath: str,
+        key: str,
+        parsed: codec.ParsedItem,
+        digest: str,
+        *,
+        base: bytes | None,
+        now_ms: int,
+    ) -> list[Effect]:
+        """Merge a save found in a file the item left (or is leaving); the file goes."""
+        item = self.repo.get(key)
+        if item is None:
+            return []
         target = item.path() if item.alive() else relpath
         target = target or relpath
-        base = self.base.pop(key, None)
         if base is not None:
             result = self.repo.ingest_from(key, target, parsed, now_ms, base)
         else:
@@ -522,13 +583,13 @@ class Bridge:
             event = ItemEvent("modified", key, target, (), FILE_ORIGIN)
             effects += [Persist(key, result.update), Emit(event)]
         if target == relpath:
-            self.disk.set(relpath, FileRecord(key, content_hash(data)))
-            effects.append(Tracked(relpath, key, content_hash(data)))
+            self.disk.set(relpath, FileRecord(key, digest))
+            effects.append(Tracked(relpath, key, digest))
             # The merge may not be written at once (the file awaits a grace):
             # meanwhile the file stands for the save on its base, not the merge.
             self._keep_file_state(key, result)
         else:
-            effects.append(RemoveFile(relpath, content_hash(data), key))
+            effects.append(RemoveFile(relpath, digest, key))
         return effects + self.on_remote(key, FILE_ORIGIN)
 
 
