@@ -87,3 +87,46 @@ def test_same_edit_twice_then_repaired_converges() -> None:
     a.apply_update(b.get_update())
     b.apply_update(a.get_update())
     assert str(a.get("t", type=Text)) == str(b.get("t", type=Text)) == "hello there"
+
+
+def _concurrent(base: str, left: str, right: str) -> str:
+    """Two replicas edit ``base`` at once by diffing their saves; the merged text."""
+    a: Doc[Any] = Doc(client_id=1)
+    a.get("t", type=Text).insert(0, base)
+    b: Doc[Any] = Doc(client_id=2)
+    b.apply_update(a.get_update())
+    for doc, target in ((a, left), (b, right)):
+        text = doc.get("t", type=Text)
+        with doc.transaction():
+            textdiff.set_text(text, str(text), target)
+    a.apply_update(b.get_update())
+    return str(a.get("t", type=Text))
+
+
+def test_a_new_word_is_not_built_from_letters_a_peer_is_rewriting() -> None:
+    """Process chaos seed 104: p0 appended ' m00063z' to one line and removed the next;
+    the diff kept ' m000', '3' and 'z' of the removed line to build the new marker.
+    p2 was rewriting that line at the same time: the merged marker read 'm00021z6'."""
+    base = "# title\n\npapa mike line 1 m00021z\nalpha m00034z\n"
+    p0 = "# title\nalpha m00061z\n\npapa mike line 1 m00021z m00063z\n"
+    p2 = "# title\n\npapa mike line 1 m00021z\nwhiskey m00064z\n"
+    merged = _concurrent(base, p0, p2)
+    assert "papa mike line 1 m00021z m00063z\n" in merged
+    assert "m00064z" in merged
+    assert "alpha m00061z\n" in merged
+
+
+def test_a_changed_line_is_edited_word_by_word() -> None:
+    edits = textdiff.diff("a\nstatus: in review now\nz\n", "a\nstatus: in progress now\nz\n")
+    assert edits == [textdiff.Edit(13, 19, "progress")]
+
+
+def test_unrelated_lines_are_replaced_whole() -> None:
+    edits = textdiff.diff("keep\nalpha m00034z\n", "keep\nxyz\n")
+    assert edits == [textdiff.Edit(5, 19, "xyz\n")]
+
+
+def test_concurrent_edits_of_different_words_of_one_line_both_survive() -> None:
+    base = "status: open, owner: nobody\n"
+    merged = _concurrent(base, "status: closed, owner: nobody\n", "status: open, owner: ana\n")
+    assert merged == "status: closed, owner: ana\n"
