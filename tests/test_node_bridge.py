@@ -567,6 +567,64 @@ def save_recreate_missing(path: Path, text: str) -> None:
     path.write_bytes(text.encode())
 
 
+LEFT_TEMP = f".{TASK}.0123abcd.worksync-tmp"
+USER_SAVE = "user's save"
+
+
+def _leftover_case(root: Path, case: str, synced: str) -> None:
+    """What a daemon killed mid-write leaves: the temp file, and the file beside it."""
+    saved = synced.replace("## Findings", "## Findings (user's save)")
+    temp, target = root / LEFT_TEMP, root / TASK
+    if case == "swap-before-check":  # the user's save swapped out; our render in place
+        temp.write_text(saved)
+    elif case == "removal-before-check":  # the user's save renamed aside; nothing in place
+        temp.write_text(saved)
+        target.unlink()
+    elif case == "render-never-moved-in":
+        temp.write_text(synced)
+    elif case == "saved-again-since":  # the user saved once more after the kill
+        temp.write_text(saved)
+        target.write_text(synced.replace("## Findings", "## Findings (newer)"))
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("swap-before-check", USER_SAVE),
+        ("removal-before-check", USER_SAVE),
+        ("render-never-moved-in", "## Findings\n"),
+        ("saved-again-since", "(newer)"),
+    ],
+)
+def test_a_temp_file_a_kill_left_gives_back_the_users_save(
+    tmp_path: Path, case: str, expected: str
+) -> None:
+    """A kill -9 between write_if's swap and its check left the user's save in a temp
+    file, which the next start deleted: that save was lost."""
+
+    async def scenario() -> None:
+        root = tmp_path / "ws"
+        copy_corpus(root, TASK)
+        synced = (await _first_run_of(root))[TASK_ID]
+        _leftover_case(root, case, synced)
+        async with running(root) as node:
+            path = root / TASK
+            await wait_until(in_sync(node, TASK_ID, path), what="file == document")
+            assert expected in path.read_text()
+            assert not (root / LEFT_TEMP).exists()
+
+    asyncio.run(scenario())
+
+
+async def _first_run_of(root: Path) -> dict[str, str]:
+    tap = EventTap(bus := EventBus())
+    async with running(root, bus) as node:
+        await tap.wait_for(is_event("created", TASK_ID))
+        text = render(node, TASK_ID)
+        assert text is not None
+        return {TASK_ID: text}
+
+
 # -- 8. path safety ---------------------------------------------------------------------
 
 UNSAFE_PATHS = ["../escape.md", "/abs.md", ".hidden/x.md", "x.txt", "con.md", "a/../../up.md"]

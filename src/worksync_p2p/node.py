@@ -29,7 +29,7 @@ from worksync_p2p.adapters.peering import Peering
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.adapters.watcher import Watcher
 from worksync_p2p.core import bridge as br
-from worksync_p2p.core import members, yupdate
+from worksync_p2p.core import codec, members, naming, yupdate
 from worksync_p2p.core.digest import DigestIndex
 from worksync_p2p.core.hlc import Hlc
 from worksync_p2p.core.itemdoc import Writer
@@ -309,6 +309,36 @@ class LocalNode:
         self._records = self.store.load_files()
         for relpath, record in self._records.items():
             self.bridge.disk.set(relpath, br.FileRecord(record.key, record.digest))
+
+    def leftover_is_a_save(self, relpath: str, data: bytes | None, current: bytes | None) -> bool:
+        """Whether a temp file a killed daemon left holds a save found nowhere else.
+
+        Such a file holds our render (killed before moving it in), the file's
+        old content (a removal killed before its check), or, after a swap
+        killed before its check, the save the swap took out of ``relpath``.
+        That save is put back only over a file we wrote: a file saved since
+        is newer than it.
+        """
+        if data is None:
+            return False
+        known = self._known_digests(relpath, data)
+        if br.content_hash(data) in known:
+            return False
+        return current is None or br.content_hash(current) in known
+
+    def _known_digests(self, relpath: str, data: bytes) -> set[str]:
+        """What the node itself knows ``relpath`` to hold: its record and renders."""
+        record = self.bridge.disk.get(relpath)
+        keys = {record.key} if record is not None else set()
+        with contextlib.suppress(codec.ItemError):
+            keys.add(naming.item_key(codec.parse(data, relpath).fields, relpath))
+        known = {record.digest} if record is not None else set()
+        for key in keys:
+            item = self.repo.get(key)
+            text = item.render() if item is not None else None
+            if text is not None:
+                known.add(br.content_hash(text.encode()))
+        return known
 
     def reconcile(self) -> int:
         """Bring documents and folder together after a stop (edits, moves, deletes)."""
@@ -607,10 +637,9 @@ async def running(
     net = net or NetOptions(enabled=False)
     stop = asyncio.Event()
     with DaemonLock(workspace.lock_path), SqliteStore(workspace.store_path) as store:
-        for relpath in files.remove_stale_temps(workspace.root):
-            log.info("%s: removed, a write a stopped daemon left unfinished", relpath)
         node = LocalNode(workspace, config, store, bus)
         node.load()
+        _finish_unfinished_writes(node)
         node.reconcile()
         async with (
             serve_events(workspace.state_dir, node.bus) as socket_path,
@@ -625,6 +654,22 @@ async def running(
                 finally:
                     stop.set()
         node.save_clock(force=True)
+
+
+def _finish_unfinished_writes(node: LocalNode) -> None:
+    """Temp files a killed daemon left: a user's save goes back in place, the rest goes."""
+    root, limit = node.root, node.config.max_item_bytes
+    for temp, relpath in files.leftover_temps(root):
+        data = files.read_item_bytes(root / temp, limit)
+        try:
+            if node.leftover_is_a_save(relpath, data, files.read_item_bytes(root / relpath, limit)):
+                files.put_back(root, temp, relpath)
+                log.warning("%s: a save a killed daemon had moved aside is back in place", relpath)
+            else:
+                (root / temp).unlink()
+                log.info("%s: removed %s, a write a killed daemon left unfinished", relpath, temp)
+        except OSError as error:
+            log.warning("%s: could not tidy %s (%s); left as it is", relpath, temp, error)
 
 
 @contextlib.asynccontextmanager

@@ -270,22 +270,54 @@ def _give_back(temp: Path, path: Path, ours: _Ours) -> None:
 
 
 def remove_stale_temps(root: Path) -> list[str]:
-    """Remove the temp files of writes a killed daemon never finished; their relpaths.
-
-    Only the daemon holding the workspace lock writes such files, so at its
-    start every one left is a leftover (kill -9 between create and rename).
-    """
+    """Remove every temp file a killed daemon left; their relpaths."""
     removed = []
+    for temp, _target in leftover_temps(root):
+        with contextlib.suppress(FileNotFoundError):
+            (root / temp).unlink()
+            removed.append(temp)
+    return removed
+
+
+def leftover_temps(root: Path) -> list[tuple[str, str]]:
+    """(temp, target) relpaths of the writes and removals a killed daemon left unfinished.
+
+    Only the daemon holding the workspace lock makes such files, so at its
+    start every one there is a leftover (kill -9 between create and rename,
+    or between a swap and its check).
+    """
+    found = []
     for dirpath, dirnames, filenames in os.walk(root):  # symlinked folders are not followed
         here = Path(dirpath)
         if here == root and STATE_DIR in dirnames:
             dirnames.remove(STATE_DIR)
         for name in filenames:
-            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
-                with contextlib.suppress(FileNotFoundError):
-                    (here / name).unlink()
-                    removed.append((here / name).relative_to(root).as_posix())
-    return removed
+            target = _target_of_temp(name)
+            if target is not None:
+                rel = here.relative_to(root)
+                found.append(((rel / name).as_posix(), (rel / target).as_posix()))
+    return sorted(found)
+
+
+def _target_of_temp(name: str) -> str | None:
+    """``a.md`` for ``.a.md.0123abcd.worksync-tmp`` (see ``_temp_beside``)."""
+    if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+        return None
+    target, dot, _token = name[1 : -len(TEMP_SUFFIX)].rpartition(".")
+    return target if dot and target else None
+
+
+def put_back(root: Path, temp: str, target: str) -> None:
+    """Move a leftover temp file to ``target``; whatever it displaces is removed."""
+    temp_path, path = root / temp, root / target
+    try:
+        if _rename2(temp_path, path, RENAME_EXCHANGE):
+            temp_path.unlink()
+            return
+    except FileNotFoundError:
+        if _place_new(temp_path, path):
+            return
+    os.replace(temp_path, path)
 
 
 def remove_if(
