@@ -280,31 +280,3 @@ def test_a_new_item_at_the_old_path_of_a_rename_is_just_a_new_item() -> None:
     assert [e.kind for e in events(effects)] == ["created"]
     assert bridge.path_of("t2") == "t1.md"
     assert bridge.path_of("t1") == "moved.md"
-
-
-def test_a_losing_value_the_file_never_showed_survives_the_next_save() -> None:
-    """B14 (seed 245, 3, 20; CI seed 187): a peer's claim that lost to ours (older
-    stamp) changed nothing in the file, so nothing was written and the base went.
-    The user's next save, made on a file that never showed that claim, replaced
-    it too: the claim was gone, and no conflict recorded it."""
-    bridge = make_bridge()
-    text = "---\nid: t1\nassignee: nobody\n---\nbody\n"
-    bridge.on_file("t1.md", text.encode(), 1000)
-    state = bridge.repo.encoded("t1")
-    assert state is not None
-    peer = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
-    peer.load("t1", state)
-    claim = codec.parse(text.replace("nobody", "bob").encode(), "t1.md")
-    update = peer.ingest("t1", "t1.md", claim, 2000).update  # older than ours, below
-    assert update is not None
-    ours = text.replace("nobody", "ana")
-    bridge.on_file("t1.md", ours.encode(), 3000)
-    bridge.before_remote("t1")
-    item = bridge.repo.get("t1")
-    assert item is not None
-    item.apply_remote(update)
-    assert not [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)]
-    bridge.on_file("t1.md", ours.replace("ana", "cy").encode(), 4000)
-    (conflict,) = item.field_conflicts()
-    assert conflict.winner.value == '"cy"'
-    assert [cell.value for cell in conflict.losers] == ['"bob"']

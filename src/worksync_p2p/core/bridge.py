@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from worksync_p2p.core import codec, naming, paths, values
-from worksync_p2p.core.hlc import Stamp
-from worksync_p2p.core.itemdoc import ItemDoc
 from worksync_p2p.core.repo import Ingested, Repo
 
 FILE_ORIGIN = "file"
@@ -176,9 +174,6 @@ class Bridge:
     leftovers: dict[str, str] = field(default_factory=dict)
     """Old files of a move or delete found half-saved (empty): relpath -> key, merged
     when the save lands."""
-    unseen: dict[str, frozenset[tuple[str, Stamp]]] = field(default_factory=dict)
-    """Field cells that arrived losing (older stamps) while the file read as its
-    document: key -> cells. The user's next save never showed them (B14)."""
     departed: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
     """Old files of finished moves: relpath -> (key, the state the file held). An
     editor still open on one may save it back: that save edits the moved item."""
@@ -206,7 +201,6 @@ class Bridge:
 
     def wrote(self, key: str) -> None:
         """The file now holds the document's state again."""
-        self.unseen.pop(key, None)  # the file changed under the user: they look again
         if key not in self.moving:
             # While the old file of a move is still there, the user's copy is that
             # file, and it holds the base: a save to it must merge from there.
@@ -390,7 +384,10 @@ class Bridge:
         before = item.frontmatter() if item is not None and item.alive() else None
         old_path = item.path() if item is not None else None
         base = self.base.pop(key, None)
-        result = self._ingest_save(key, relpath, parsed, now_ms, base)
+        if base is not None:
+            result = self.repo.ingest_from(key, relpath, parsed, now_ms, base)
+        else:
+            result = self.repo.ingest(key, relpath, parsed, now_ms)
         self.disk.set(relpath, FileRecord(key, digest))
         effects.append(Tracked(relpath, key, digest))
         if result.update is not None:
@@ -404,15 +401,6 @@ class Bridge:
             self._keep_file_state(key, result)
             effects += self.on_remote(key, FILE_ORIGIN)
         return effects
-
-    def _ingest_save(
-        self, key: str, relpath: str, parsed: codec.ParsedItem, now_ms: int, base: bytes | None
-    ) -> Ingested:
-        """A user's save: merged from the state it was made on, or over the document."""
-        keep = self.unseen.pop(key, frozenset())
-        if base is not None:
-            return self.repo.ingest_from(key, relpath, parsed, now_ms, base, keep=keep)
-        return self.repo.ingest(key, relpath, parsed, now_ms, keep=keep)
 
     def _keep_file_state(self, key: str, result: Ingested) -> None:
         if result.file_state is not None:
@@ -502,7 +490,6 @@ class Bridge:
         self.departed.pop(relpath, None)  # the path is in use again
         record = self.disk.get(relpath)
         if record is not None and record.digest == digest:
-            self._note_unseen(key)
             self.base.pop(key, None)
         else:
             expect = record.digest if record else None
@@ -523,26 +510,6 @@ class Bridge:
                 self.moving[key] = old_path
                 effects += [RemoveFile(old_path, gone.digest, key), Untracked(old_path)]
         return effects
-
-    def _note_unseen(self, key: str) -> None:
-        """A merge that reads as the file: remember the losing values it never showed.
-
-        A peer's value that lost to ours changes nothing in the file, only the
-        conflicts; the user's next save, made without seeing it, must leave it
-        a conflict rather than replace it (B14). Text changes always show.
-        """
-        base = self.base.get(key)
-        item = self.repo.get(key)
-        if base is None or item is None:
-            return
-        losers = _losing_cells(item)
-        if not losers:
-            return
-        before = ItemDoc.new(0)
-        before.doc.apply_update(base)
-        fresh = losers - _losing_cells(before)
-        if fresh:
-            self.unseen[key] = self.unseen.get(key, frozenset()) | fresh
 
     def _remove(self, key: str, old_path: str | None, origin: str) -> list[Effect]:
         record = self.disk.pop(old_path) if old_path is not None else None
@@ -607,7 +574,10 @@ class Bridge:
             return []
         target = item.path() if item.alive() else relpath
         target = target or relpath
-        result = self._ingest_save(key, target, parsed, now_ms, base)
+        if base is not None:
+            result = self.repo.ingest_from(key, target, parsed, now_ms, base)
+        else:
+            result = self.repo.ingest(key, target, parsed, now_ms)
         effects: list[Effect] = []
         if result.update is not None:
             event = ItemEvent("modified", key, target, (), FILE_ORIGIN)
@@ -621,10 +591,6 @@ class Bridge:
         else:
             effects.append(RemoveFile(relpath, digest, key))
         return effects + self.on_remote(key, FILE_ORIGIN)
-
-
-def _losing_cells(item: ItemDoc) -> frozenset[tuple[str, Stamp]]:
-    return frozenset((cell.key, cell.stamp) for c in item.field_conflicts() for cell in c.losers)
 
 
 def _kind(before: dict[str, Any] | None, old_path: str | None, relpath: str) -> EventKind:

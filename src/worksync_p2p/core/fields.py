@@ -215,13 +215,11 @@ class FieldWriter:
         index: FieldIndex,
         writer: str,
         stamp_after: Any,
-        keep: frozenset[tuple[str, Stamp]] = frozenset(),
     ) -> None:
         self._fields = fields
         self._index = index
         self._writer = writer
         self._stamp_after = stamp_after
-        self._keep = keep  # cells the save never showed: they stay, as conflicts
         self._element_prefix = ""
         if writer.startswith(GENESIS_PREFIX):
             # Genesis elements are namespaced so that different geneses never share cells.
@@ -255,8 +253,7 @@ class FieldWriter:
         latest = max((c.stamp for c in seen), default=None)
         stamp: Stamp = self._stamp_after(latest)
         for cell in seen:
-            if (cell.key, cell.stamp) not in self._keep:
-                del self._fields[cell.key]
+            del self._fields[cell.key]
         key = f"{path_key(path)}|{self._writer}"
         # ``value`` is canonical JSON text already: splice it in, no decode/encode.
         self._fields[key] = f"[{stamp.ms},{stamp.counter},{order},{value}]"

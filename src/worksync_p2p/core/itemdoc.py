@@ -244,28 +244,15 @@ class ItemDoc:
         after = self.doc.get_state()
         return None if after == before else self.doc.get_update(before)
 
-    def ingest(
-        self,
-        item: codec.ParsedItem,
-        path: str,
-        writer: Writer,
-        *,
-        keep: frozenset[tuple[str, Stamp]] = frozenset(),
-    ) -> bytes | None:
-        """Make the document stand for ``item`` at ``path``: the update, or None if equal.
-
-        ``keep``: field cells the file never showed; a value written over them
-        leaves them as conflicts instead of replacing them.
-        """
+    def ingest(self, item: codec.ParsedItem, path: str, writer: Writer) -> bytes | None:
+        """Make the document stand for ``item`` at ``path``: the update, or None if equal."""
         genesis = self.active_genesis()
         if genesis is None:
             raise ValueError("ingest into a document without genesis; seed it first")
         index = self.field_index()
         if self._stands_for(genesis, index, item, path):
             return None
-        return self._transact(
-            LOCAL_ORIGIN, lambda: self._write(genesis, index, item, path, writer, keep=keep)
-        )
+        return self._transact(LOCAL_ORIGIN, lambda: self._write(genesis, index, item, path, writer))
 
     def _stands_for(
         self, genesis: str, index: fields.FieldIndex, item: codec.ParsedItem, path: str
@@ -294,13 +281,11 @@ class ItemDoc:
         item: codec.ParsedItem,
         path: str,
         writer: Writer,
-        *,
-        keep: frozenset[tuple[str, Stamp]],
     ) -> None:
         head, body = self._texts(genesis)
         textdiff.set_text(head, str(head), item.head)
         textdiff.set_text(body, str(body), item.body)
-        fields.FieldWriter(self._fields, index, writer.peer, writer.stamp_after, keep).write_map(
+        fields.FieldWriter(self._fields, index, writer.peer, writer.stamp_after).write_map(
             (), item.fields or {}
         )
         if self.path() != path:

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from worksync_p2p.core import codec
-from worksync_p2p.core.hlc import Stamp
 from worksync_p2p.core.itemdoc import ItemDoc, Writer, genesis_update
 
 DEFAULT_CACHE_SIZE = 512
@@ -107,15 +106,7 @@ class Repo:
             old_key, old = self._live.popitem(last=False)
             self._encoded[old_key] = old.doc.get_update()
 
-    def ingest(
-        self,
-        key: str,
-        relpath: str,
-        parsed: codec.ParsedItem,
-        now_ms: int,
-        *,
-        keep: frozenset[tuple[str, Stamp]] = frozenset(),
-    ) -> Ingested:
+    def ingest(self, key: str, relpath: str, parsed: codec.ParsedItem, now_ms: int) -> Ingested:
         """Make the item stand for a file's content: seed it or diff into it."""
         self.writer.now_ms = now_ms
         item = self.get(key)
@@ -126,17 +117,10 @@ class Repo:
                 self._keep(key, item)
             item.doc.apply_update(update)
             return Ingested(key, update, created=True)
-        return Ingested(key, item.ingest(parsed, relpath, self.writer, keep=keep), created=False)
+        return Ingested(key, item.ingest(parsed, relpath, self.writer), created=False)
 
     def ingest_from(
-        self,
-        key: str,
-        relpath: str,
-        parsed: codec.ParsedItem,
-        now_ms: int,
-        base: bytes,
-        *,
-        keep: frozenset[tuple[str, Stamp]] = frozenset(),
+        self, key: str, relpath: str, parsed: codec.ParsedItem, now_ms: int, base: bytes
     ) -> Ingested:
         """Ingest a file that was saved on top of ``base``, an older state of the item.
 
@@ -147,11 +131,11 @@ class Repo:
         """
         item = self.get(key)
         if item is None:
-            return self.ingest(key, relpath, parsed, now_ms, keep=keep)
+            return self.ingest(key, relpath, parsed, now_ms)
         fork = ItemDoc.new(self.rng.getrandbits(CLIENT_ID_BITS))
         fork.doc.apply_update(base)
         self.writer.now_ms = now_ms
-        update = fork.ingest(parsed, relpath, self.writer, keep=keep)
+        update = fork.ingest(parsed, relpath, self.writer)
         if update is not None:
             item.doc.apply_update(update)
         return Ingested(key, update, created=False, file_state=fork.doc.get_update())
