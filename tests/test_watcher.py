@@ -21,6 +21,7 @@ from worksync_p2p.workspace import init
 
 WAIT_S = 10.0
 QUIET_S = 0.2
+MAX_BATCHES = 10  # a write reported over more batches than this is a bug
 TASK = "task-fsnotify-research.md"
 TASK_ID = "task-fsnotify-research"
 
@@ -123,15 +124,31 @@ def test_watcher_reports_saves_in_either_mode(tmp_path: Path, use_doorbell: bool
         ) as watcher:
             on_linux = sys.platform.startswith("linux")
             assert watcher.mode == ("doorbell" if use_doorbell and on_linux else "polling")
-            for relpath in ("a.md", "sub/b.md"):
+            written: set[str] = set()
+            for relpath in ("a.md", "sub/b.md", "d.md"):
+                if relpath == "d.md":
+                    (tmp_path / "c.txt").write_text("x")  # filtered out
                 (tmp_path / relpath).write_text("x")
-                seen = await asyncio.wait_for(watcher.next(), WAIT_S)
-                assert seen == {str(tmp_path / relpath)}
-            (tmp_path / "c.txt").write_text("x")  # filtered out
-            (tmp_path / "d.md").write_text("x")
-            assert await asyncio.wait_for(watcher.next(), WAIT_S) == {str(tmp_path / "d.md")}
+                written.add(str(tmp_path / relpath))
+                await _until_reported(watcher, str(tmp_path / relpath), written)
 
     asyncio.run(scenario())
+
+
+async def _until_reported(watcher: Watcher, path: str, allowed: set[str]) -> None:
+    """Batches until ``path`` is in one; none may name a file not written.
+
+    A write is a create and a close: under load they can land in two batches,
+    so a file may be reported once more with the next one (the bridge reads
+    it again and finds nothing new).
+    """
+    for _ in range(MAX_BATCHES):
+        seen = await asyncio.wait_for(watcher.next(), WAIT_S)
+        assert seen is not None, "the watcher ended"
+        assert seen <= allowed, seen - allowed
+        if path in seen:
+            return
+    raise AssertionError(f"{path} not reported in {MAX_BATCHES} batches")
 
 
 def test_watcher_merges_batches_the_loop_has_not_taken_yet(tmp_path: Path) -> None:
