@@ -47,6 +47,8 @@ _MAX_EXPANDED_NODES = 100_000
 # Rendered heads kept (see render_head): a few per item being worked on.
 _HEADS_KEPT = 1024
 _HEADS: OrderedDict[tuple[str, str], str] = OrderedDict()
+_PLAIN_TAGS_KEPT = 4096
+_PLAIN_TAGS: dict[str, str] = {}
 
 _OPEN = re.compile(r"\ufeff?---[ \t]*(\r?\n)")
 _CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
@@ -108,6 +110,23 @@ class _NotPlain(Exception):
 
 class _Loader(_FastLoader):
     """Safe loader that refuses what a frontmatter field cannot be."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """PyYAML's tag resolution, remembered for plain scalars.
+
+        Without path resolvers (this loader has none) a plain scalar's tag
+        depends on its text alone; resolving it matched regular expressions
+        for each of the thirty-odd scalars of an item, on every read.
+        """
+        if kind is not ScalarNode or not implicit[0] or self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+        tag = _PLAIN_TAGS.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+            if len(_PLAIN_TAGS) >= _PLAIN_TAGS_KEPT:
+                _PLAIN_TAGS.clear()
+            _PLAIN_TAGS[value] = tag
+        return tag
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[str] = set()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
@@ -97,10 +97,24 @@ def _decoded(cell: RegisterCell | ElementCell) -> Any:
     return cell.decoded
 
 
+# The decoder's C scanner; typeshed does not declare the attribute.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(text: str) -> Any:
+    """``json.loads``, minus its layers of Python calls for text without surrounding
+    blanks (every cell we write): the C scanner alone, or json.loads itself."""
+    try:
+        data, end = _SCAN(text, 0)
+    except StopIteration:
+        return json.loads(text)  # not JSON at its start: json.loads says why
+    return data if end == len(text) else json.loads(text)
+
+
 @functools.lru_cache(maxsize=4096)
 def _field_path(text: str) -> FieldPath:
     """The path part of a cell key; the same few paths recur in every item."""
-    path = tuple(json.loads(text))
+    path = tuple(_loads(text))
     if not all(isinstance(part, str) for part in path):
         raise TypeError("path parts must be strings")
     return path
@@ -133,7 +147,7 @@ class FieldIndex:
         split = key.rindex("]") + 1
         path = _field_path(key[:split])
         kind, rest = key[split], key[split + 1 :]
-        data = json.loads(raw)
+        data = _loads(raw)
         if kind == "|":
             if self._dormant(rest):
                 return
