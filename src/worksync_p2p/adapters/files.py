@@ -36,7 +36,7 @@ TEMP_SUFFIX = ".worksync-tmp"
 STATE_DIR = ".worksync"
 
 
-def stat(path: Path) -> Stat | None:
+def stat(path: str | Path) -> Stat | None:
     """Size and mtime of a regular file (not following a symlink), None if absent."""
     try:
         info = os.lstat(path)
@@ -334,12 +334,14 @@ class RealFiles:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = os.fspath(root)
 
     def list_items(self) -> list[str]:
-        return sorted(items.relpath_of(self.root, p) for p in items.iter_item_files(self.root))
+        return items.item_relpaths(self.root)
 
     def stat(self, relpath: str) -> Stat | None:
-        return stat(self.root / relpath)
+        # A plain join, not a Path: start-up stats every item.
+        return stat(os.path.join(self._root, relpath))
 
     def read(self, relpath: str, max_bytes: int) -> bytes | None:
         return read_item_bytes(self.root / relpath, max_bytes)
