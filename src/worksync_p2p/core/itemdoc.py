@@ -269,13 +269,17 @@ class ItemDoc:
         The save path runs this on every save; comparing texts and values is
         several times cheaper than patching the head template to compare.
         """
-        if not self.alive() or self.path() != path:
+        meta = fields.map_items(self._meta)  # read once for both registers
+        if not any(cell.value is not None for cell in self._registers("rev", meta)):
+            return False
+        cells = self._registers("path", meta)
+        if not cells or max(cells, key=lambda c: c.stamp).value != path:
             return False
         head, body = self._texts(genesis)
         if str(body) != item.body:
             return False
         if str(head) != item.head:
-            return self.render() == codec.render(item)
+            return self.render() == codec.render(item)  # usually kept from the last write
         resolved = fields.resolve(index)
         if item.fields is None:
             return not resolved
