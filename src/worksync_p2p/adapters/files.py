@@ -428,11 +428,12 @@ def _open_folder(root: Path, relpath: str) -> _Folder | None:
         # folder's real path is inside and is the very folder we hold.
         real, real_root = os.path.realpath(path.parent), os.path.realpath(root)
         here, held = os.stat(real), os.fstat(fd)
-        within = real == real_root or real.startswith(real_root + os.sep)
-        if within and (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino):
-            return _Folder(path.parent, fd)
-    except OSError:
-        pass
+    except BaseException:
+        os.close(fd)  # gone since it was made: the batch fails, as a write there would
+        raise
+    within = real == real_root or real.startswith(real_root + os.sep)
+    if within and (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino):
+        return _Folder(path.parent, fd)
     os.close(fd)
     return None
 
