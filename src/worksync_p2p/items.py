@@ -48,6 +48,48 @@ def iter_item_files(root: Path) -> Iterator[Path]:
                 yield path
 
 
+def item_relpaths(root: Path) -> list[str]:
+    """The files of :func:`iter_item_files` as sorted relative paths (``a/b.md``).
+
+    The same walk without a Path per file: at every start-up it lists the
+    whole folder, and building, testing and relativising Paths was most of
+    the cost of starting on 10,000 unchanged items.
+    """
+    found: list[str] = []
+    folders = [(os.fspath(root), "")]
+    while folders:
+        folder, prefix = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:
+            continue  # gone or unreadable, as os.walk skips it
+        for entry in entries:
+            if not _is_dir(entry):
+                if _is_item_name(entry.name) and not entry.is_symlink():
+                    found.append(prefix + entry.name)
+            elif _is_enterable(entry):
+                folders.append((entry.path, prefix + entry.name + "/"))
+    return sorted(found)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False  # as os.walk takes it
+
+
+def _is_enterable(folder: os.DirEntry[str]) -> bool:
+    # Symlinked folders are not entered: they may lead out of the workspace.
+    name = folder.name
+    return name != STATE_DIR and not name.startswith(".") and not folder.is_symlink()
+
+
+def _is_item_name(name: str) -> bool:
+    return name.endswith(".md") and not name.startswith((".", "#"))
+
+
 def is_item_path(root: Path, path: Path) -> bool:
     """Whether the watcher should care: a visible ``*.md`` outside hidden folders."""
     if path.suffix != ".md" or path.name.startswith((".", "#")):

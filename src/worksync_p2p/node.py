@@ -19,12 +19,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worksync_p2p import items
 from worksync_p2p.adapters import files
 from worksync_p2p.adapters.eventsock import EventBus, serve_events
-from worksync_p2p.adapters.mdns import Discovery
 from worksync_p2p.adapters.peering import Peering
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.adapters.watcher import Watcher
@@ -39,6 +38,9 @@ from worksync_p2p.daemonlock import DaemonLock
 from worksync_p2p.identity import workspace_tag
 from worksync_p2p.ports import FileRecord, FileSystem, Stat, Store, WriteOutcome
 from worksync_p2p.workspace import Config, Workspace, init
+
+if TYPE_CHECKING:  # imported when mDNS is on: zeroconf is a tenth of a start-up
+    from worksync_p2p.adapters.mdns import Discovery
 
 log = logging.getLogger(__name__)
 
@@ -706,7 +708,7 @@ async def _peering(
     for address in net.peers:
         peering.dial_forever(*split_address(address))
     node.peering = peering
-    discovery = Discovery(_dial_once(peering)) if net.mdns else None
+    discovery = _discovery(peering) if net.mdns else None
     try:
         if discovery is not None:
             await _discover(node, net, discovery, port)
@@ -717,6 +719,12 @@ async def _peering(
             await discovery.stop()
         await peering.close()
         _save_digests(node)
+
+
+def _discovery(peering: Peering) -> Discovery:
+    from worksync_p2p.adapters.mdns import Discovery  # noqa: PLC0415 - see the TYPE_CHECKING import
+
+    return Discovery(_dial_once(peering))
 
 
 def _restore_digests(node: LocalNode) -> None:

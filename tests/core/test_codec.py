@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worksync_p2p.core import values
+from worksync_p2p.core import codec, values
 from worksync_p2p.core.codec import (
     DEFAULT_MAX_BYTES,
     HeadError,
@@ -382,3 +382,53 @@ def test_corrupted_corpus_gives_an_item_or_an_item_error(
     else:
         assert render(outcome).encode() == data
         values.check(outcome.fields)
+
+
+# -- the direct construction agrees with PyYAML's ------------------------------------
+
+PLAIN_CASES = [
+    "a: 1\nb: 1.5\nc: true\nd: ~\ne: 2025-01-02\nf: 2025-01-02T03:04:05Z\n",
+    "list: [1, two, 3.0, null, [nested]]\nmap: {x: {y: [z]}}\n",
+    "'=': value key quoted\n",
+    "=: value key plain\n",
+    "k: !!str 12\nn: !!int '7'\nf: !!float '1'\n",
+    "k: !custom x\n",
+    "1: non-string key\n",
+    "a: 1\na: 2\n",
+    "outer:\n  a: 1\n  a: 2\n",
+    "s: !!set {a, b}\n",
+    "big: 123456789012345678901234567890\n",
+    "empty_map: {}\nempty_list: []\nblank:\n",
+    "octal: 0o17\nhex: 0x1F\nsexagesimal: 1:30\ninf: .inf\nnan_is_float: .nan\n",
+]
+
+
+def construct_both(text: str) -> tuple[object, object]:
+    """(direct, generic) construction of one YAML text, or the error each raised."""
+    results: list[object] = []
+    for direct in (True, False):
+        loader = codec._Loader(text)
+        try:
+            root = loader.get_single_node()
+            assert root is not None
+            build = loader.construct_plain if direct else loader.construct_document
+            results.append(values.encode(build(root)))
+        except Exception as error:  # the error, its type and message, is what is compared
+            results.append((type(error), str(error)))
+        finally:
+            loader.dispose()
+    return results[0], results[1]
+
+
+@pytest.mark.parametrize("text", PLAIN_CASES)
+def test_direct_construction_gives_what_pyyaml_gives(text: str) -> None:
+    direct, generic = construct_both(text)
+    assert direct == generic
+
+
+@pytest.mark.parametrize("path", WITH_FRONTMATTER, ids=lambda p: p.name)
+def test_direct_construction_of_the_corpus_heads(path: Path) -> None:
+    item = parse(path.read_bytes(), path.name)
+    yaml_text = item.head.split("\n", 1)[1].rsplit("---", 1)[0]
+    direct, generic = construct_both(yaml_text)
+    assert direct == generic

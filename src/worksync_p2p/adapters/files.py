@@ -36,7 +36,7 @@ TEMP_SUFFIX = ".worksync-tmp"
 STATE_DIR = ".worksync"
 
 
-def stat(path: Path) -> Stat | None:
+def stat(path: str | Path) -> Stat | None:
     """Size and mtime of a regular file (not following a symlink), None if absent."""
     try:
         info = os.lstat(path)
@@ -366,12 +366,14 @@ class RealFiles:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = os.fspath(root)
 
     def list_items(self) -> list[str]:
-        return sorted(items.relpath_of(self.root, p) for p in items.iter_item_files(self.root))
+        return items.item_relpaths(self.root)
 
     def stat(self, relpath: str) -> Stat | None:
-        return stat(self.root / relpath)
+        # A plain join, not a Path: start-up stats every item.
+        return stat(os.path.join(self._root, relpath))
 
     def read(self, relpath: str, max_bytes: int) -> bytes | None:
         return read_item_bytes(self.root / relpath, max_bytes)
@@ -396,6 +398,24 @@ class RealFiles:
 # ever appears for bytes already on disk, so no crash or power cut can leave a
 # partial or empty item file under a real name; and a file that appeared in
 # the meantime is never replaced (link fails on an existing name).
+#
+# Each folder of a batch is checked once and opened once: the files are then
+# made, linked and removed relative to that folder's descriptor, and the
+# folder is fsynced through it. Besides sparing every file the walk of its
+# path (about 20 system calls each, a fifth of the cost of receiving an
+# item), a descriptor cannot be redirected: a folder swapped for a symlink
+# after its check no longer changes where the files go.
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The fsync threads, kept between batches (starting 8 threads per batch of a
+    first sync cost more than the batch's fsyncs did); a new pool after a fork."""
+    global _POOL  # noqa: PLW0603 - one pool per process
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(FSYNC_THREADS, "worksync-fsync"))
+    return _POOL[1]
 
 
 def _flush(fds: list[int]) -> None:
@@ -408,8 +428,7 @@ def _flush(fds: list[int]) -> None:
         for fd in fds:
             os.fsync(fd)
         return
-    with ThreadPoolExecutor(max_workers=min(FSYNC_THREADS, len(fds))) as pool:
-        list(pool.map(os.fsync, fds))
+    list(_pool().map(os.fsync, fds))
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -420,21 +439,54 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _new_temp(root: Path, relpath: str, text: str) -> tuple[Path, int] | WriteOutcome:
+@dataclass(frozen=True)
+class _Folder:
+    """A folder of the batch, checked inside the workspace, held open."""
+
+    path: Path
+    fd: int
+
+
+def _open_folder(root: Path, relpath: str) -> _Folder | None:
+    """The checks of write_if's ``_safe_target`` for ``relpath``'s folder (made if
+    missing), and the folder opened; None if it leads outside the workspace."""
+    path = root / relpath
+    if not inside(root, _deepest_existing(path)):
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        # Checked after opening, so what was checked is what is open: the
+        # folder's real path is inside and is the very folder we hold.
+        real, real_root = os.path.realpath(path.parent), os.path.realpath(root)
+        here, held = os.stat(real), os.fstat(fd)
+    except BaseException:
+        os.close(fd)  # gone since it was made: the batch fails, as a write there would
+        raise
+    within = real == real_root or real.startswith(real_root + os.sep)
+    if within and (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino):
+        return _Folder(path.parent, fd)
+    os.close(fd)
+    return None
+
+
+def _new_temp(folder: _Folder, name: str, text: str) -> tuple[str, int] | WriteOutcome:
     """The checks of write_if for a file that must not exist yet; a temp file written."""
-    path = _safe_target(root, relpath)
-    if path is None:
-        return WriteOutcome.UNSAFE
-    if os.path.lexists(path):
-        return WriteOutcome.CHANGED
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, DEFAULT_MODE)
+    try:
+        info = os.lstat(name, dir_fd=folder.fd)
+    except FileNotFoundError:
+        pass
+    else:
+        return WriteOutcome.UNSAFE if stat_module.S_ISLNK(info.st_mode) else WriteOutcome.CHANGED
+    temp = f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temp, flags, DEFAULT_MODE, dir_fd=folder.fd)
     try:
         os.write(fd, text.encode())
         os.fchmod(fd, DEFAULT_MODE)  # the umask may have narrowed it
     except BaseException:
         os.close(fd)
-        os.unlink(temp)
+        os.unlink(temp, dir_fd=folder.fd)
         raise
     return temp, fd
 
@@ -448,18 +500,68 @@ def _up_to(root: Path, folder: Path) -> list[Path]:
     return chain
 
 
-def _publish(temp: Path, path: Path) -> WriteOutcome:
+def _publish(folder: _Folder, temp: str, name: str) -> WriteOutcome:
     """Give the durable temp file its name, unless a file took that name meanwhile."""
+    fd = folder.fd
     try:
-        os.link(temp, path)
+        os.link(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
     except FileExistsError:
         return WriteOutcome.CHANGED
     except OSError:
         # No hard links here (some network or FAT folders): check, then rename.
-        if os.path.lexists(path):
-            return WriteOutcome.CHANGED
-        os.replace(temp, path)
+        try:
+            os.lstat(name, dir_fd=fd)
+        except FileNotFoundError:
+            os.replace(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            return WriteOutcome.WRITTEN
+        return WriteOutcome.CHANGED
     return WriteOutcome.WRITTEN
+
+
+@dataclass(frozen=True)
+class _Staged:
+    folder: _Folder
+    name: str
+    temp: str
+    fd: int
+
+
+def _stage_all(
+    root: Path,
+    texts: list[tuple[str, str]],
+    folders: dict[Path, _Folder | None],
+    staged: dict[int, _Staged],
+) -> list[WriteOutcome]:
+    """A temp file for every text that may be written (into ``staged``, so the
+    caller cleans up after a failure half-way); the outcome so far of each."""
+    outcomes: list[WriteOutcome] = []
+    for index, (relpath, text) in enumerate(texts):
+        parent = (root / relpath).parent
+        if parent not in folders:
+            folders[parent] = _open_folder(root, relpath)
+        folder = folders[parent]
+        name = relpath.rpartition("/")[2]
+        made = WriteOutcome.UNSAFE if folder is None else _new_temp(folder, name, text)
+        if isinstance(made, WriteOutcome):
+            outcomes.append(made)
+            continue
+        assert folder is not None
+        outcomes.append(WriteOutcome.WRITTEN)
+        staged[index] = _Staged(folder, name, *made)
+    return outcomes
+
+
+def _fsync_folders(root: Path, published: list[_Folder]) -> None:
+    """The folders that got new names, and their parents (new folders are names too)."""
+    held = {folder.path: folder.fd for folder in published}
+    chain: set[Path] = set()
+    for folder in held:
+        chain.update(_up_to(root, folder))
+    for path in sorted(chain):
+        if path in held:
+            os.fsync(held[path])
+        else:
+            _fsync_folder(path)
 
 
 def write_new_files(root: Path, texts: list[tuple[str, str]]) -> list[WriteOutcome]:
@@ -469,27 +571,20 @@ def write_new_files(root: Path, texts: list[tuple[str, str]]) -> list[WriteOutco
     returns. CHANGED: a file is already there (ingest it first). UNSAFE: as
     in write_if.
     """
-    outcomes: list[WriteOutcome] = []
-    temps: dict[int, tuple[Path, int]] = {}
+    folders: dict[Path, _Folder | None] = {}
+    staged: dict[int, _Staged] = {}
     try:
-        for index, (relpath, text) in enumerate(texts):
-            made = _new_temp(root, relpath, text)
-            if isinstance(made, WriteOutcome):
-                outcomes.append(made)
-            else:
-                outcomes.append(WriteOutcome.WRITTEN)
-                temps[index] = made
-        _flush([fd for _, fd in temps.values()])
-        folders: set[Path] = set()
-        for index, (temp, _) in temps.items():
-            path = root / texts[index][0]
-            outcomes[index] = _publish(temp, path)
-            folders.update(_up_to(root, path.parent))
-        for folder in sorted(folders):
-            _fsync_folder(folder)
+        outcomes = _stage_all(root, texts, folders, staged)
+        _flush([s.fd for s in staged.values()])
+        for index, s in staged.items():
+            outcomes[index] = _publish(s.folder, s.temp, s.name)
+        _fsync_folders(root, [s.folder for s in staged.values()])
     finally:
-        for temp, fd in temps.values():
-            os.close(fd)
+        for s in staged.values():
+            os.close(s.fd)
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
+                os.unlink(s.temp, dir_fd=s.folder.fd)
+        for folder in folders.values():
+            if folder is not None:
+                os.close(folder.fd)
     return outcomes

@@ -47,6 +47,8 @@ _MAX_EXPANDED_NODES = 100_000
 # Rendered heads kept (see render_head): a few per item being worked on.
 _HEADS_KEPT = 1024
 _HEADS: OrderedDict[tuple[str, str], str] = OrderedDict()
+_PLAIN_TAGS_KEPT = 4096
+_PLAIN_TAGS: dict[str, str] = {}
 
 _OPEN = re.compile(r"\ufeff?---[ \t]*(\r?\n)")
 _CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
@@ -93,8 +95,38 @@ class _Loaded:
     patchable: bool
 
 
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_PLAIN_SCALAR_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "timestamp")
+)
+
+
+class _NotPlain(Exception):
+    """A node the direct construction leaves to PyYAML's: a tag other than the
+    core ones, a key that is not a plain string, a duplicate key. Anchors,
+    aliases and merge keys never get there (see ``_load``)."""
+
+
 class _Loader(_FastLoader):
     """Safe loader that refuses what a frontmatter field cannot be."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """PyYAML's tag resolution, remembered for plain scalars.
+
+        Without path resolvers (this loader has none) a plain scalar's tag
+        depends on its text alone; resolving it matched regular expressions
+        for each of the thirty-odd scalars of an item, on every read.
+        """
+        if kind is not ScalarNode or not implicit[0] or self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+        tag = _PLAIN_TAGS.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+            if len(_PLAIN_TAGS) >= _PLAIN_TAGS_KEPT:
+                _PLAIN_TAGS.clear()
+            _PLAIN_TAGS[value] = tag
+        return tag
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[str] = set()
@@ -112,6 +144,38 @@ class _Loader(_FastLoader):
                 raise HeadError(f"duplicate key {_short(key)!r} at line {line}")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_plain(self, root: Node) -> Any:
+        """The document, built directly where it is plain (see :class:`_NotPlain`).
+
+        PyYAML's generic construction (recursion bookkeeping, a generator per
+        collection) was about a fifth of rendering an item; the values are
+        made by the same constructors, so both ways give equal data.
+        """
+        try:
+            return self._plain(root)
+        except _NotPlain:
+            return self.construct_document(root)
+
+    def _plain(self, node: Node) -> Any:
+        if isinstance(node, ScalarNode):
+            if node.tag == _STR_TAG:
+                return node.value
+            if node.tag not in _PLAIN_SCALAR_TAGS:
+                raise _NotPlain
+            return self.yaml_constructors[node.tag](self, node)
+        if isinstance(node, SequenceNode) and node.tag == _SEQ_TAG:
+            return [self._plain(item) for item in node.value]
+        if not isinstance(node, MappingNode) or node.tag != _MAP_TAG:
+            raise _NotPlain
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag != _STR_TAG or not isinstance(key_node, ScalarNode):
+                raise _NotPlain
+            if key_node.value in mapping:
+                raise _NotPlain  # the generic way names the duplicate
+            mapping[key_node.value] = self._plain(value_node)
+        return mapping
 
     def _refuse(self, node: Node) -> None:
         tag = node.tag.replace("tag:yaml.org,2002:", "!!")
@@ -186,16 +250,19 @@ def render_head(template: str, fields: dict[str, Any] | None) -> str:
 
 
 def _render_head(template: str, fields: dict[str, Any]) -> str:
-    values.check(fields)
     split = _split(template) if template else None
     if split is None or split.opening + split.yaml + split.closing != template:
+        values.check(fields)
         return _regenerate(_Split("---\n", "", "---\n"), fields)
     try:
         loaded = _load(split.yaml)
     except HeadError:
+        values.check(fields)
         return _regenerate(split, fields)
     if fields_equal(loaded.fields, fields):
+        # Strictly equal to fields that passed values.check, so they pass too.
         return template
+    values.check(fields)
     if loaded.patchable:
         patched = yamlpatch.patch(split.yaml, loaded.root, loaded.fields, fields, split.newline)
         if patched is not None:
@@ -253,7 +320,12 @@ def _load(text: str) -> _Loaded:
         # Without anchors, aliases or merge keys every node is used once.
         shared = root is not None and ("&" in text or "*" in text or "<<" in text)
         patchable = _inspect(root) if shared else True
-        data = loader.construct_document(root) if root is not None else {}
+        if root is None:
+            data: Any = {}
+        elif shared:
+            data = loader.construct_document(root)
+        else:
+            data = loader.construct_plain(root)
     except HeadError:
         raise
     except yaml.YAMLError as exc:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
@@ -68,12 +68,17 @@ def path_key(path: FieldPath) -> str:
     return values.dumps(list(path))
 
 
+_UNDECODED: Any = object()
+
+
 @dataclass(frozen=True)
 class RegisterCell:
     key: str
     stamp: Stamp
     order: int
     value: str  # canonical JSON text of the value or a node marker
+    decoded: Any = field(default=_UNDECODED, compare=False, repr=False)
+    """``value`` decoded, when the reader had it at hand (saves decoding it twice)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,37 @@ class ElementCell:
     element_id: str
     position: positions.Position
     value: str  # canonical JSON text
+    decoded: Any = field(default=_UNDECODED, compare=False, repr=False)
+
+
+def _decoded(cell: RegisterCell | ElementCell) -> Any:
+    """The cell's value; a fresh copy of a list or mapping, so callers may change it."""
+    if cell.decoded is _UNDECODED or isinstance(cell.decoded, list | dict):
+        return values.decode(cell.value)
+    return cell.decoded
+
+
+# The decoder's C scanner; typeshed does not declare the attribute.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(text: str) -> Any:
+    """``json.loads``, minus its layers of Python calls for text without surrounding
+    blanks (every cell we write): the C scanner alone, or json.loads itself."""
+    try:
+        data, end = _SCAN(text, 0)
+    except StopIteration:
+        return json.loads(text)  # not JSON at its start: json.loads says why
+    return data if end == len(text) else json.loads(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_path(text: str) -> FieldPath:
+    """The path part of a cell key; the same few paths recur in every item."""
+    path = tuple(_loads(text))
+    if not all(isinstance(part, str) for part in path):
+        raise TypeError("path parts must be strings")
+    return path
 
 
 @dataclass
@@ -109,19 +145,18 @@ class FieldIndex:
 
     def _add(self, key: str, raw: str) -> None:
         split = key.rindex("]") + 1
-        path = tuple(json.loads(key[:split]))
-        if not all(isinstance(part, str) for part in path):
-            raise TypeError("path parts must be strings")
+        path = _field_path(key[:split])
         kind, rest = key[split], key[split + 1 :]
-        data = json.loads(raw)
+        data = _loads(raw)
         if kind == "|":
             if self._dormant(rest):
                 return
             value = values.dumps(data[3])
+            decoded = _UNDECODED
             if value not in _NODES:
-                values.from_json(data[3])  # refuse a tag that does not decode
+                decoded = values.from_json(data[3])  # refuses a tag that does not decode
             stamp = Stamp(int(data[0]), int(data[1]), rest)
-            cell = RegisterCell(key, stamp, int(data[2]), value)
+            cell = RegisterCell(key, stamp, int(data[2]), value, decoded)
             if path not in self.registers:
                 self.registers[path] = []
                 if path:
@@ -129,8 +164,8 @@ class FieldIndex:
             self.registers[path].append(cell)
         elif kind == "#" and not self._dormant(rest):
             position = [int(digit) for digit in data[0]]
-            values.from_json(data[1])
-            element = ElementCell(key, rest, position, values.dumps(data[1]))
+            decoded = values.from_json(data[1])
+            element = ElementCell(key, rest, position, values.dumps(data[1]), decoded)
             self.elements.setdefault(path, []).append(element)
 
     def _dormant(self, writer_or_element: str) -> bool:
@@ -163,17 +198,17 @@ def _resolve_map(index: FieldIndex, path: FieldPath) -> dict[str, Any]:
         cell = index.winner((*path, name))
         if cell is None or cell.value == ABSENT:
             continue
-        entries.append((cell.order, name, _materialize(index, (*path, name), cell.value)))
+        entries.append((cell.order, name, _materialize(index, (*path, name), cell)))
     entries.sort(key=lambda e: (e[0], e[1]))
     return {name: value for _, name, value in entries}
 
 
-def _materialize(index: FieldIndex, path: FieldPath, value: str) -> Any:
-    if value == MAP_NODE:
+def _materialize(index: FieldIndex, path: FieldPath, cell: RegisterCell) -> Any:
+    if cell.value == MAP_NODE:
         return _resolve_map(index, path)
-    if value == LIST_NODE:
-        return [values.decode(e.value) for e in index.live_elements(path)]
-    return values.decode(value)
+    if cell.value == LIST_NODE:
+        return [_decoded(e) for e in index.live_elements(path)]
+    return _decoded(cell)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,10 @@ class Register:
     value: Any
 
 
+def _geneses(meta: dict[str, Any]) -> list[str]:
+    return sorted(k.split(":", 1)[1] for k in meta if k.startswith("genesis:"))
+
+
 def genesis_id(key: str, text: str) -> str:
     digest = hashlib.sha256(f"{key}\0{text}".encode()).digest()[:6]
     return digest.hex()
@@ -134,9 +138,7 @@ class ItemDoc:
         return key if isinstance(key, str) else None
 
     def geneses(self) -> list[str]:
-        return sorted(
-            k.split(":", 1)[1] for k in fields.map_items(self._meta) if k.startswith("genesis:")
-        )
+        return _geneses(fields.map_items(self._meta))
 
     def active_genesis(self) -> str | None:
         found = self.geneses()
@@ -148,9 +150,11 @@ class ItemDoc:
             self.doc.get(f"body:{genesis}", type=Text),
         )
 
-    def _registers(self, name: str) -> list[Register]:
-        meta = fields.map_items(self._meta)
-        found = sorted(k.split(":", 1)[1] for k in meta if k.startswith("genesis:"))
+    def _registers(self, name: str, meta: dict[str, Any] | None = None) -> list[Register]:
+        """One meta register's live cells; ``meta`` is the map already read, if it was."""
+        if meta is None:
+            meta = fields.map_items(self._meta)
+        found = _geneses(meta)
         active = found[-1] if found else None
         out = []
         for key, raw in meta.items():
@@ -205,11 +209,14 @@ class ItemDoc:
         return text
 
     def _render(self) -> str | None:
-        texts = self.head_body()
-        if texts is None or not self.alive():
+        # The meta map read once for all three questions (each read is a JSON
+        # round trip through Rust): which genesis, whether alive, and the fields.
+        meta = fields.map_items(self._meta)
+        found = _geneses(meta)
+        if not found or not any(cell.value is not None for cell in self._registers("rev", meta)):
             return None
-        head, body = texts
-        resolved = self.frontmatter()
+        head, body = (str(text) for text in self._texts(found[-1]))
+        resolved = fields.resolve(fields.FieldIndex.read(self._fields, found[-1]))
         frontmatter = None if head == "" and not resolved else resolved
         return codec.render_head(head, frontmatter) + body
 
@@ -262,13 +269,17 @@ class ItemDoc:
         The save path runs this on every save; comparing texts and values is
         several times cheaper than patching the head template to compare.
         """
-        if not self.alive() or self.path() != path:
+        meta = fields.map_items(self._meta)  # read once for both registers
+        if not any(cell.value is not None for cell in self._registers("rev", meta)):
+            return False
+        cells = self._registers("path", meta)
+        if not cells or max(cells, key=lambda c: c.stamp).value != path:
             return False
         head, body = self._texts(genesis)
         if str(body) != item.body:
             return False
         if str(head) != item.head:
-            return self.render() == codec.render(item)
+            return self.render() == codec.render(item)  # usually kept from the last write
         resolved = fields.resolve(index)
         if item.fields is None:
             return not resolved

@@ -66,6 +66,9 @@ def equal(a: Any, b: Any) -> bool:
     ``True`` differ, so do ``0.0`` and ``-0.0``, and two datetimes at one
     instant in different zones), without encoding either side.
     """
+    exact = type(a)
+    if exact is type(b) and exact in _EXACT:
+        return bool(a == b)  # the common case, decided without the general checks
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
     if isinstance(a, list | tuple):
@@ -76,6 +79,10 @@ def equal(a: Any, b: Any) -> bool:
     if kind in (float, dt.date, dt.datetime):
         return _spelling(a) == _spelling(b)
     return bool(a == b)
+
+
+_EXACT = frozenset({str, int, bool, type(None)})
+"""Types for which two values of that very type are strictly equal exactly when ``==``."""
 
 
 def _scalar_kind(value: Any) -> type | None:
