@@ -135,7 +135,11 @@ def _spawn(root: Path, logs: Path, peers: Sequence[str]) -> Peer:
     with (logs / f"{root.name}.err").open("ab") as stderr:
         spawned = time.perf_counter()
         process = subprocess.Popen(
-            args, cwd=daemon.PROJECT_ROOT, stdout=subprocess.PIPE, stderr=stderr
+            args,
+            cwd=daemon.PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=daemon.user_env(logs),
         )
     assert process.stdout is not None
     feed = Feed()
