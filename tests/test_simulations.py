@@ -33,10 +33,8 @@ KNOWN_FAILING: dict[int, tuple[str, ...]] = {
     27: ("lost-edit",),
     31: ("diverged",),
     33: ("diverged",),
-    39: ("lost-edit",),
     56: ("diverged",),
     76: ("lost-edit",),
-    82: ("lost-edit",),
     103: ("lost-edit",),
     116: ("lost-edit",),
     151: ("lost-edit",),
@@ -47,7 +45,7 @@ KNOWN_FAILING: dict[int, tuple[str, ...]] = {
     193: ("lost-edit",),
     198: ("diverged",),
 }
-"""Seed -> what it reports today (B1-B13, B15 are fixed; B14 and these are open)."""
+"""Seed -> what it reports today (B1-B15 are fixed; these are open)."""
 
 
 @pytest.fixture(autouse=True)
@@ -165,16 +163,19 @@ def test_b13_a_merge_not_yet_written_keeps_the_state_its_file_stands_for() -> No
     _bug(213, 3, 10)
 
 
-@pytest.mark.xfail(strict=True, reason="B14 (open): a merge that reads as the file drops its base")
 def test_b14_a_file_that_reads_as_the_merge_still_has_not_seen_its_conflicts() -> None:
     """A merge rendering as the file dropped the base; the next save buried a concurrent claim.
 
-    Keeping the base there fixes this seed, but a save merged from a base that
-    old writes a ``rev`` cell that does not replace the newer ones, and the
-    repair of the same edit made on two peers no longer applies (seeds 4, 7
-    of the CI set duplicated a line): not merged until both hold.
+    Fixed by keeping, for the fields only, the state whose values the file
+    showed (``Bridge.seen``); the text is diffed against the document as
+    before, so the repair of the same edit made on two peers still applies.
     """
     _bug(245, 3, 20)
+
+
+def test_b14_two_peers_a_claim_that_lost_without_a_write_survives_the_next_claim() -> None:
+    """The same bug with two peers: a claim arrived during a save, lost to ours, was buried."""
+    _bug(191, 2, 30)
 
 
 def test_b15_a_stray_rewritten_for_a_peer_still_gives_way_to_the_users_copy() -> None:

@@ -46,6 +46,7 @@ HLC_META = "hlc"
 CLOCK_SAVE_EVERY_MS = 10_000
 PEERS_META = "peers"
 BASES_META = "bridge-bases"
+SEEN_META = "bridge-seen"
 DIGESTS_META = "digests"
 STRAYS_META = "bridge-strays"
 CLIENT_ID_BITS = 32
@@ -114,6 +115,7 @@ class LocalNode:
         self._records: dict[str, FileRecord] = {}
         self._clock_saved_ms = 0
         self._saved_bases: dict[str, bytes] = {}
+        self._saved_seen: dict[str, bytes] = {}
         self._empty_stats: dict[str, Stat | None] = {}
         self._saved_strays: dict[str, tuple[str, bytes | None]] = {}
 
@@ -298,9 +300,11 @@ class LocalNode:
     def load(self) -> None:
         for key, state in self.store.load_all():
             self.repo.load(key, state)
-        self.bridge.base.update(_load_bases(self.store))
+        self.bridge.base.update(_load_bases(self.store, BASES_META))
+        self.bridge.seen.update(_load_bases(self.store, SEEN_META))
         self.bridge.strays.update(_load_strays(self.store))
         self._saved_bases = dict(self.bridge.base)
+        self._saved_seen = dict(self.bridge.seen)
         self._saved_strays = dict(self.bridge.strays)
         self._records = self.store.load_files()
         for relpath, record in self._records.items():
@@ -388,8 +392,11 @@ class LocalNode:
         # must be saved too (a stale base would merge old changes twice).
         if self.bridge.base != self._saved_bases:
             self._saved_bases = dict(self.bridge.base)
-            blob = {key: _b64(state) for key, state in self.bridge.base.items()}
-            self.store.set_meta(BASES_META, json.dumps(blob).encode())
+            self.store.set_meta(BASES_META, _states_blob(self._saved_bases))
+        if self.bridge.seen != self._saved_seen:
+            # A save seen after a restart must still keep the values its file never showed.
+            self._saved_seen = dict(self.bridge.seen)
+            self.store.set_meta(SEEN_META, _states_blob(self._saved_seen))
         if self.bridge.strays != self._saved_strays:
             # A user's move seen only after a restart must still find the file we
             # wrote for the peer's rename as ours to give way (and its base).
@@ -514,13 +521,17 @@ def _load_strays(store: Store) -> dict[str, tuple[str, bytes | None]]:
         return {}
 
 
-def _load_bases(store: Store) -> dict[str, bytes]:
-    raw = store.get_meta(BASES_META)
+def _states_blob(states: dict[str, bytes]) -> bytes:
+    return json.dumps({key: _b64(state) for key, state in states.items()}).encode()
+
+
+def _load_bases(store: Store, name: str) -> dict[str, bytes]:
+    raw = store.get_meta(name)
     try:
         data = json.loads(raw) if raw else {}
         return {str(k): base64.b64decode(v) for k, v in data.items()}
     except (ValueError, AttributeError, TypeError):
-        log.warning("the saved bridge bases are unreadable; starting without them")
+        log.warning("the saved %s are unreadable; starting without them", name)
         return {}
 
 

@@ -172,6 +172,9 @@ class Bridge:
     leftovers: dict[str, str] = field(default_factory=dict)
     """Old files of a move or delete found half-saved (empty): relpath -> key, merged
     when the save lands."""
+    seen: dict[str, bytes] = field(default_factory=dict)
+    """Items whose file reads as the document, though field values that lost to the
+    file's arrived since it was written: key -> the state whose values it showed."""
 
     # -- remote changes arriving ----------------------------------------------
 
@@ -200,6 +203,7 @@ class Bridge:
             # While the old file of a move is still there, the user's copy is that
             # file, and it holds the base: a save to it must merge from there.
             self.base.pop(key, None)
+            self.seen.pop(key, None)
 
     def write_refused(self, relpath: str, key: str, expect: str | None) -> None:
         """The node refused a write: the file still holds what it held, not our render.
@@ -221,6 +225,7 @@ class Bridge:
         if self.moving.get(key) == relpath:
             del self.moving[key]
         self.base.pop(key, None)
+        self.seen.pop(key, None)
 
     # -- timers ------------------------------------------------------------
 
@@ -340,10 +345,7 @@ class Bridge:
         before = item.frontmatter() if item is not None and item.alive() else None
         old_path = item.path() if item is not None else None
         base = self.base.pop(key, None)
-        if base is not None:
-            result = self.repo.ingest_from(key, relpath, parsed, now_ms, base)
-        else:
-            result = self.repo.ingest(key, relpath, parsed, now_ms)
+        result = self._merge_save(key, relpath, parsed, now_ms, base)
         self.disk.set(relpath, FileRecord(key, digest))
         effects.append(Tracked(relpath, key, digest))
         if result.update is not None:
@@ -358,9 +360,36 @@ class Bridge:
             effects += self.on_remote(key, FILE_ORIGIN)
         return effects
 
+    def _merge_save(
+        self, key: str, relpath: str, parsed: codec.ParsedItem, now_ms: int, base: bytes | None
+    ) -> Ingested:
+        """Ingest a save from the state its file was on (``base``), keeping the values it
+        never showed (``seen``) as conflicts."""
+        seen = self.seen.pop(key, None)
+        if base is not None:
+            result = self.repo.ingest_from(key, relpath, parsed, now_ms, base, seen=seen)
+        else:
+            result = self.repo.ingest(key, relpath, parsed, now_ms, seen=seen)
+        if seen is not None and (base is not None or result.update is None):
+            # Not written back yet (a merge) or nothing taken from the save: the
+            # file still has not shown those values.
+            self.seen[key] = seen
+        return result
+
     def _keep_file_state(self, key: str, result: Ingested) -> None:
         if result.file_state is not None:
             self.base[key] = result.file_state
+
+    def _reads_as_document(self, key: str) -> None:
+        """No write needed: the file already reads as the document.
+
+        The base goes (the text and values are the file's), but a value that
+        lost to the file's arrived without showing in it: the next save must not
+        take it as replaced. The state the file showed is kept for its fields.
+        """
+        base = self.base.pop(key, None)
+        if base is not None and key not in self.seen and self.repo.hides_values(key, base):
+            self.seen[key] = base
 
     def _ours_to_yield(self, key: str, owner: str) -> bool:
         """Whether ``owner`` is a file we wrote while the user's copy went missing."""
@@ -392,6 +421,7 @@ class Bridge:
         # Delete as of the state the file was in when it went: edits that came
         # from peers since are concurrent with the delete, and they win.
         base = self.base.pop(key, None)
+        self.seen.pop(key, None)
         if base is not None:
             update = self.repo.delete_from(key, base, now_ms)
         else:
@@ -445,7 +475,7 @@ class Bridge:
         self.moving.pop(key, None)  # a move left unfinished (removal refused too often)
         record = self.disk.get(relpath)
         if record is not None and record.digest == digest:
-            self.base.pop(key, None)
+            self._reads_as_document(key)
         else:
             expect = record.digest if record else None
             effects.append(WriteFile(relpath, text, expect, key, origin))
@@ -513,10 +543,7 @@ class Bridge:
         target = item.path() if item.alive() else relpath
         target = target or relpath
         base = self.base.pop(key, None)
-        if base is not None:
-            result = self.repo.ingest_from(key, target, parsed, now_ms, base)
-        else:
-            result = self.repo.ingest(key, target, parsed, now_ms)
+        result = self._merge_save(key, target, parsed, now_ms, base)
         effects: list[Effect] = []
         if result.update is not None:
             event = ItemEvent("modified", key, target, (), FILE_ORIGIN)

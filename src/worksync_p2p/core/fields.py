@@ -201,11 +201,33 @@ def decode_cell_value(value: str) -> Any:
     return values.decode(value)
 
 
+def unseen(index: FieldIndex, seen: FieldIndex) -> frozenset[str]:
+    """Register cells of ``index`` that a file showing ``seen`` knew nothing of.
+
+    A cell is known when ``seen`` holds it unchanged, or when it holds the value
+    the file showed for its field anyway (the same value set twice is agreement).
+    A value that lost to the file's without changing it is not known: a save
+    replacing the file's value must leave it as a conflict, not bury it.
+    """
+    known = {(c.key, c.stamp, c.value) for cells in seen.registers.values() for c in cells}
+    out: set[str] = set()
+    for path, cells in index.registers.items():
+        shown = seen.winner(path)
+        for cell in cells:
+            if (cell.key, cell.stamp, cell.value) in known:
+                continue
+            if shown is None or cell.value != shown.value:
+                out.add(cell.key)
+    return frozenset(out)
+
+
 class FieldWriter:
     """Writes the difference between the current fields and a new mapping.
 
     ``stamp_after(previous)`` returns a fresh stamp of this writer that sorts
     after ``previous`` (a causally later edit wins even if clocks are skewed).
+    A value replaced deletes the cells the writer has seen, all but ``keep``
+    (cells the file being saved never showed, see ``unseen``).
     Must be used inside a transaction.
     """
 
@@ -215,11 +237,13 @@ class FieldWriter:
         index: FieldIndex,
         writer: str,
         stamp_after: Any,
+        keep: frozenset[str] = frozenset(),
     ) -> None:
         self._fields = fields
         self._index = index
         self._writer = writer
         self._stamp_after = stamp_after
+        self._keep = keep
         self._element_prefix = ""
         if writer.startswith(GENESIS_PREFIX):
             # Genesis elements are namespaced so that different geneses never share cells.
@@ -253,7 +277,8 @@ class FieldWriter:
         latest = max((c.stamp for c in seen), default=None)
         stamp: Stamp = self._stamp_after(latest)
         for cell in seen:
-            del self._fields[cell.key]
+            if cell.key not in self._keep:
+                del self._fields[cell.key]
         key = f"{path_key(path)}|{self._writer}"
         # ``value`` is canonical JSON text already: splice it in, no decode/encode.
         self._fields[key] = f"[{stamp.ms},{stamp.counter},{order},{value}]"

@@ -244,15 +244,25 @@ class ItemDoc:
         after = self.doc.get_state()
         return None if after == before else self.doc.get_update(before)
 
-    def ingest(self, item: codec.ParsedItem, path: str, writer: Writer) -> bytes | None:
-        """Make the document stand for ``item`` at ``path``: the update, or None if equal."""
+    def ingest(
+        self, item: codec.ParsedItem, path: str, writer: Writer, *, seen: bytes | None = None
+    ) -> bytes | None:
+        """Make the document stand for ``item`` at ``path``: the update, or None if equal.
+
+        ``seen``: an older state whose field values the file showed (the file
+        has not changed since, though values that lost to its own arrived);
+        a value replaced keeps those losers as conflicts.
+        """
         genesis = self.active_genesis()
         if genesis is None:
             raise ValueError("ingest into a document without genesis; seed it first")
         index = self.field_index()
         if self._stands_for(genesis, index, item, path):
             return None
-        return self._transact(LOCAL_ORIGIN, lambda: self._write(genesis, index, item, path, writer))
+        keep = frozenset[str]() if seen is None else fields.unseen(index, field_index_of(seen))
+        return self._transact(
+            LOCAL_ORIGIN, lambda: self._write(genesis, index, item, path, writer, keep=keep)
+        )
 
     def _stands_for(
         self, genesis: str, index: fields.FieldIndex, item: codec.ParsedItem, path: str
@@ -281,11 +291,13 @@ class ItemDoc:
         item: codec.ParsedItem,
         path: str,
         writer: Writer,
+        *,
+        keep: frozenset[str],
     ) -> None:
         head, body = self._texts(genesis)
         textdiff.set_text(head, str(head), item.head)
         textdiff.set_text(body, str(body), item.body)
-        fields.FieldWriter(self._fields, index, writer.peer, writer.stamp_after).write_map(
+        fields.FieldWriter(self._fields, index, writer.peer, writer.stamp_after, keep).write_map(
             (), item.fields or {}
         )
         if self.path() != path:
@@ -340,6 +352,13 @@ class ItemDoc:
                 textdiff.apply(text, merged, edits)
 
         return self._transact(REPAIR_ORIGIN, repair)
+
+
+def field_index_of(state: bytes) -> fields.FieldIndex:
+    """The fields of an encoded state, read without touching any live document."""
+    item = ItemDoc.new(0)
+    item.doc.apply_update(state)
+    return item.field_index()
 
 
 def _set_meta_register(
