@@ -183,6 +183,12 @@ def test_b15_a_stray_rewritten_for_a_peer_still_gives_way_to_the_users_copy() ->
     _bug(13, 3, 16)
 
 
+def test_b16_the_file_written_for_a_peer_rename_saved_while_the_users_copy_moved() -> None:
+    """Seen missing (a delete-and-recreate save) as the user's moved copy turned up, the file
+    we wrote for the peer's rename was taken as moved; its save came back as a second file."""
+    _bug(74, 2, 11)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

@@ -22,11 +22,13 @@ Rules, in the order they matter:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from worksync_p2p.core import codec, naming, paths, values
+from worksync_p2p.core.itemdoc import ItemDoc
 from worksync_p2p.core.repo import Ingested, Repo
 
 FILE_ORIGIN = "file"
@@ -172,6 +174,10 @@ class Bridge:
     leftovers: dict[str, str] = field(default_factory=dict)
     """Old files of a move or delete found half-saved (empty): relpath -> key, merged
     when the save lands."""
+    returning: dict[str, tuple[str, bytes, int]] = field(default_factory=dict)
+    """Files we wrote for a peer's rename, missing when the user's own copy took the
+    item: relpath -> (key, the state the file showed, until when a save may bring it
+    back). One that comes back was being saved: merged, then removed."""
     seen: dict[str, bytes] = field(default_factory=dict)
     """Items whose file reads as the document, though field values that lost to the
     file's arrived since it was written: key -> the state whose values it showed."""
@@ -258,8 +264,8 @@ class Bridge:
 
     def on_file(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
         """The watcher saw ``relpath``; ``data`` is its content, None if it is gone."""
-        if relpath in self.leftovers:
-            return self._leftover(relpath, data, now_ms)
+        if relpath in self.leftovers or relpath in self.returning:
+            return self._held_back(relpath, data, now_ms)
         if data is None:
             self.bad.pop(relpath, None)
             self.duplicates.pop(relpath, None)
@@ -283,6 +289,11 @@ class Bridge:
             return []
         return self._ingest(relpath, parsed, digest, now_ms)
 
+    def _held_back(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
+        if relpath in self.leftovers:
+            return self._leftover(relpath, data, now_ms)
+        return self._returned(relpath, data, now_ms)
+
     def _leftover(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
         """A file we meant to remove was half-saved; now it is back: merge it."""
         if data == b"" and relpath not in self.confirmed_empty:
@@ -293,6 +304,19 @@ class Bridge:
         effects = self.on_remove_refused(relpath, key, data, now_ms)
         self.confirmed_empty.discard(relpath)
         return effects
+
+    def _returned(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
+        """The file we wrote for a peer's rename is back: the user's save of it, based on
+        what we wrote, merged into the item (whose file is now the user's copy)."""
+        key, state, due = self.returning[relpath]
+        if due < now_ms:
+            # Not back within the grace: it was moved or deleted; the file here now is new.
+            del self.returning[relpath]
+            return self.on_file(relpath, data, now_ms)
+        if not data:
+            return []  # still half-way through the save
+        del self.returning[relpath]
+        return self.on_remove_refused(relpath, key, data, now_ms, file_base=state)
 
     def emptied_again(self, relpath: str, now_ms: int) -> None:
         """The empty file is not the one first seen empty: its grace starts over."""
@@ -338,6 +362,7 @@ class Bridge:
         if record is not None and record.key != key:
             effects += self._delete_item(record.key, relpath, now_ms, FILE_ORIGIN)
         if owner is not None and owner != relpath:
+            self._copy_of_the_users(key, owner, parsed)
             del self.pending_delete[owner]
             self.disk.pop(owner)
             effects.append(Untracked(owner))
@@ -390,6 +415,28 @@ class Bridge:
         base = self.base.pop(key, None)
         if base is not None and key not in self.seen and self.repo.hides_values(key, base):
             self.seen[key] = base
+
+    def _copy_of_the_users(self, key: str, owner: str, parsed: codec.ParsedItem) -> None:
+        """A file turned up as the move of ``owner``, missing since. When ``owner`` is the
+        file we wrote for a peer's rename while the user's copy went missing, the new
+        file may be the user's copy rather than ours moved: then ``owner`` may be
+        half-way through a delete-and-recreate save, not moved.
+
+        Which one it is: the one whose content it is closer to. The user's copy is
+        merged from the state it was saved on; ours, if it comes back within its
+        delete grace, is a save based on what we wrote, merged and then removed
+        (``_returned``). Taken for a plain move, that save came back as a second
+        file of the item, never synced, and the user's copy undid what we wrote.
+        """
+        stray = self.strays.get(key)
+        record = self.disk.get(owner)
+        if stray is None or stray[1] is None or record is None or record.digest != stray[0]:
+            return
+        ours = self.base.get(key) or self.repo.encoded(key)
+        if ours is None or not _closer(codec.render(parsed), stray[1], ours):
+            return
+        self.returning[owner] = (key, ours, self.pending_delete[owner])
+        self._ours_to_yield(key, owner)
 
     def _ours_to_yield(self, key: str, owner: str) -> bool:
         """Whether ``owner`` is a file we wrote while the user's copy went missing."""
@@ -472,6 +519,7 @@ class Bridge:
         data = text.encode()
         digest = content_hash(data)
         effects: list[Effect] = []
+        self.returning.pop(relpath, None)  # the file there is ours again
         self.moving.pop(key, None)  # a move left unfinished (removal refused too often)
         record = self.disk.get(relpath)
         if record is not None and record.digest == digest:
@@ -507,7 +555,12 @@ class Bridge:
         ]
 
     def on_remove_refused(
-        self, relpath: str, key: str, data: bytes | None, now_ms: int
+        self,
+        relpath: str,
+        key: str,
+        data: bytes | None,
+        now_ms: int,
+        file_base: bytes | None = None,
     ) -> list[Effect]:
         """A file we were removing (rename or delete from a peer) was saved meanwhile.
 
@@ -542,7 +595,8 @@ class Bridge:
             return self._report(relpath, error.reason)
         target = item.path() if item.alive() else relpath
         target = target or relpath
-        base = self.base.pop(key, None)
+        # The file's own base when known (another file of the item has the bridge's).
+        base = file_base if file_base is not None else self.base.pop(key, None)
         result = self._merge_save(key, target, parsed, now_ms, base)
         effects: list[Effect] = []
         if result.update is not None:
@@ -557,6 +611,19 @@ class Bridge:
         else:
             effects.append(RemoveFile(relpath, content_hash(data), key))
         return effects + self.on_remote(key, FILE_ORIGIN)
+
+
+def _closer(text: str, first: bytes, second: bytes) -> bool:
+    """Whether ``text`` is closer to the rendering of state ``first`` than of ``second``."""
+    lines = text.splitlines()
+
+    def likeness(state: bytes) -> float:
+        item = ItemDoc.new(0)
+        item.doc.apply_update(state)
+        rendered = item.render() or ""
+        return difflib.SequenceMatcher(None, lines, rendered.splitlines()).ratio()
+
+    return likeness(first) > likeness(second)
 
 
 def _kind(before: dict[str, Any] | None, old_path: str | None, relpath: str) -> EventKind:
