@@ -362,3 +362,15 @@ def test_cells_that_break_the_schema_are_ignored() -> None:
     a.receive(doc.get_update(before))
     assert a.item.render() == BASE
     assert a.item.path() == PATH
+
+
+def test_a_line_replaced_by_an_unrelated_one_arrives_whole_past_a_concurrent_delete() -> None:
+    """Simulation seed 103 (4 peers, 25 ops): a heading replaced by a new line was diffed
+    character by character, keeping the space, ``m`` and newline the two shared; a peer
+    deleting the heading concurrently deleted those too: ``m00013z`` became ``00013z``."""
+    text = "---\nid: x\n---\n# charlie papa romeo\ndelta line 0\n"
+    (a, b) = start(["peer-a", "peer-b"], seed(text))
+    replaced = text.replace("# charlie papa romeo\n", "whiskey m00013z\n")
+    deleted = text.replace("# charlie papa romeo\n", "")
+    flood([a, b], [(0, a.edit(replaced, 1000)), (1, b.edit(deleted, 1000))])
+    assert renders([a, b]) == {replaced}

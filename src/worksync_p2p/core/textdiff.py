@@ -17,6 +17,16 @@ from pycrdt import Text
 
 CHAR_DIFF_MAX = 4096
 """Above this many characters in one changed block, replace the block whole."""
+CHAR_LIKENESS_MIN = 0.5
+"""Below this likeness (difflib ratio) a changed block is replaced whole.
+
+A character diff of two unrelated lines keeps the few characters they happen
+to share (a space, an ``m``, the newline) and builds the new line around them.
+A peer that deletes the old line concurrently deletes those characters too,
+and the new line arrives with holes in it (seen in the simulation: a marker
+``m00013z`` merged as ``00013z`` glued to the next line). An edit inside a
+line keeps most of it and stays a character diff.
+"""
 
 
 class Edit(NamedTuple):
@@ -58,6 +68,8 @@ def _char_edits(old: str, new: str, offset: int) -> list[Edit]:
         return [Edit(offset, offset + len(old), new)]
     out: list[Edit] = []
     matcher = SequenceMatcher(None, old, new, autojunk=False)
+    if matcher.ratio() < CHAR_LIKENESS_MIN:
+        return [Edit(offset, offset + len(old), new)]
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag != "equal":
             out.append(Edit(offset + i1, offset + i2, new[j1:j2]))
