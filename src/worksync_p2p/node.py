@@ -323,8 +323,8 @@ class LocalNode:
             record = self._records.get(relpath)
             if stat is None or record is None or not stat.matches(record):
                 self.feed(relpath)
-        # Only the deletes: an empty file seen mid-save must still wait its grace.
-        self.execute(self.bridge.expire_deletes(self.clock() + self.bridge.delete_grace_ms))
+        # The deletes wait their grace, as at any other time (the timer decides them):
+        # a file missing at start-up may be half-way through a delete-and-recreate save.
         for key in list(self.repo.item_keys()):
             if self.bridge.path_of(key) is None:
                 self.execute(self.bridge.on_remote(key, "store"))
@@ -462,7 +462,7 @@ class LocalNode:
     def _settle(self, effect: br.WriteFile, outcome: WriteOutcome, depth: int) -> bool:
         """What follows a write's outcome; False when it was refused."""
         if outcome is WriteOutcome.WRITTEN:
-            self.bridge.wrote(effect.key)
+            self.bridge.wrote(effect.key, effect.relpath)
             stat = self.fs.stat(effect.relpath)
             if stat is not None:
                 self._stats[effect.relpath] = stat

@@ -203,8 +203,10 @@ class Bridge:
         if state is not None:
             self.base.setdefault(key, state)
 
-    def wrote(self, key: str) -> None:
-        """The file now holds the document's state again."""
+    def wrote(self, key: str, relpath: str | None = None) -> None:
+        """The file (at ``relpath``) now holds the document's state again."""
+        if relpath is not None:
+            self.returning.pop(relpath, None)  # ours again: a save there is based on this
         if key not in self.moving:
             # While the old file of a move is still there, the user's copy is that
             # file, and it holds the base: a save to it must merge from there.
@@ -228,8 +230,11 @@ class Bridge:
 
     def removed(self, relpath: str, key: str) -> None:
         """The node removed ``relpath``: nothing on disk holds the old state any more."""
+        self.returning.pop(relpath, None)
         if self.moving.get(key) == relpath:
             del self.moving[key]
+        elif self.disk.path_of(key) is not None:
+            return  # a second file of the item gave way: the base is the item's file's
         self.base.pop(key, None)
         self.seen.pop(key, None)
 
@@ -264,35 +269,40 @@ class Bridge:
 
     def on_file(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
         """The watcher saw ``relpath``; ``data`` is its content, None if it is gone."""
-        if relpath in self.leftovers or relpath in self.returning:
-            return self._held_back(relpath, data, now_ms)
+        if relpath in self.leftovers:
+            return self._leftover(relpath, data, now_ms)
         if data is None:
-            self.bad.pop(relpath, None)
-            self.duplicates.pop(relpath, None)
-            record = self.disk.get(relpath)
-            if record is not None:
-                # The wait starts when the file vanished; seeing it gone again
-                # (a refused write) must not postpone the decision forever.
-                self.pending_delete.setdefault(relpath, now_ms + self.delete_grace_ms)
-                self._remember_base(record.key)
+            self._missing(relpath, now_ms)
             return []
         self.pending_delete.pop(relpath, None)
         record = self.disk.get(relpath)
         digest = content_hash(data)
         if record is not None and record.digest == digest:
             return []
+        if relpath in self.returning:
+            return self._returned(relpath, data, now_ms)
+        return self._read(relpath, data, digest, record, now_ms)
+
+    def _read(
+        self, relpath: str, data: bytes, digest: str, record: FileRecord | None, now_ms: int
+    ) -> list[Effect]:
         try:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
         except codec.ItemError as error:
             return self._report(relpath, error.reason)
         if self._looks_truncated(relpath, data, record, now_ms):
-            return []
+            return []  # an in-place save seen at its truncate: read again after the grace
         return self._ingest(relpath, parsed, digest, now_ms)
 
-    def _held_back(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
-        if relpath in self.leftovers:
-            return self._leftover(relpath, data, now_ms)
-        return self._returned(relpath, data, now_ms)
+    def _missing(self, relpath: str, now_ms: int) -> None:
+        self.bad.pop(relpath, None)
+        self.duplicates.pop(relpath, None)
+        record = self.disk.get(relpath)
+        if record is not None:
+            # The wait starts when the file vanished; seeing it gone again
+            # (a refused write) must not postpone the decision forever.
+            self.pending_delete.setdefault(relpath, now_ms + self.delete_grace_ms)
+            self._remember_base(record.key)
 
     def _leftover(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
         """A file we meant to remove was half-saved; now it is back: merge it."""
@@ -305,7 +315,7 @@ class Bridge:
         self.confirmed_empty.discard(relpath)
         return effects
 
-    def _returned(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
+    def _returned(self, relpath: str, data: bytes, now_ms: int) -> list[Effect]:
         """The file we wrote for a peer's rename is back: the user's save of it, based on
         what we wrote, merged into the item (whose file is now the user's copy)."""
         key, state, due = self.returning[relpath]
@@ -347,6 +357,7 @@ class Bridge:
         owner = self.path_of(key)
         effects: list[Effect] = []
         if owner is not None and owner != relpath and owner not in self.pending_delete:
+            ours = self.base.get(key) or self.repo.encoded(key)  # what the file we wrote shows
             if not self._ours_to_yield(key, owner):
                 self.duplicates[relpath] = key
                 return self._report(relpath, f"id {key!r} is already used by {owner}; not synced")
@@ -355,6 +366,9 @@ class Bridge:
             gone = self.disk.pop(owner)
             if gone is not None:
                 effects += [RemoveFile(owner, gone.digest, key), Untracked(owner)]
+                if ours is not None:
+                    # Saved meanwhile, its removal is refused: merged from what it showed.
+                    self.returning[owner] = (key, ours, now_ms + self.delete_grace_ms)
             owner = None
         self.bad.pop(relpath, None)
         self.duplicates.pop(relpath, None)
@@ -519,7 +533,6 @@ class Bridge:
         data = text.encode()
         digest = content_hash(data)
         effects: list[Effect] = []
-        self.returning.pop(relpath, None)  # the file there is ours again
         self.moving.pop(key, None)  # a move left unfinished (removal refused too often)
         record = self.disk.get(relpath)
         if record is not None and record.digest == digest:
@@ -596,6 +609,9 @@ class Bridge:
         target = item.path() if item.alive() else relpath
         target = target or relpath
         # The file's own base when known (another file of the item has the bridge's).
+        returning = self.returning.pop(relpath, None)
+        if file_base is None and returning is not None:
+            file_base = returning[1]
         base = file_base if file_base is not None else self.base.pop(key, None)
         result = self._merge_save(key, target, parsed, now_ms, base)
         effects: list[Effect] = []
