@@ -43,7 +43,7 @@ KNOWN_FAILING: dict[int, tuple[str, ...]] = {
     193: ("lost-edit",),
     198: ("diverged",),
 }
-"""Seed -> what it reports today (B1-B19 are fixed; these are open)."""
+"""Seed -> what it reports today (B1-B20 are fixed; these are open)."""
 
 
 @pytest.fixture(autouse=True)
@@ -202,6 +202,11 @@ def test_b18_a_line_replaced_by_an_unrelated_one_is_not_built_around_shared_char
 def test_b19_the_file_we_wrote_saved_before_it_gives_way_merges_from_what_it_showed() -> None:
     """Its refused removal was merged from the user's copy's base: that copy's edits undone."""
     _bug(21, 5, 20)
+
+
+def test_b20_the_half_saved_old_file_of_a_move_is_still_merged_after_a_restart() -> None:
+    """B10's leftover lived in memory only: after a restart the save, landed, was a dup id."""
+    _bug(27, 4, 20)
 
 
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:

@@ -49,6 +49,7 @@ BASES_META = "bridge-bases"
 SEEN_META = "bridge-seen"
 DIGESTS_META = "digests"
 STRAYS_META = "bridge-strays"
+LEFTOVERS_META = "bridge-leftovers"
 CLIENT_ID_BITS = 32
 """A fresh Yjs client id per run, as Yjs clients do: reusing one after a crash
 that lost its last update would make two different operations share an id."""
@@ -118,6 +119,7 @@ class LocalNode:
         self._saved_seen: dict[str, bytes] = {}
         self._empty_stats: dict[str, Stat | None] = {}
         self._saved_strays: dict[str, tuple[str, bytes | None]] = {}
+        self._saved_leftovers: dict[str, str] = {}
 
     def started(self) -> Started:
         count = len(self.bridge.disk)
@@ -303,9 +305,11 @@ class LocalNode:
         self.bridge.base.update(_load_bases(self.store, BASES_META))
         self.bridge.seen.update(_load_bases(self.store, SEEN_META))
         self.bridge.strays.update(_load_strays(self.store))
+        self.bridge.leftovers.update(_load_leftovers(self.store))
         self._saved_bases = dict(self.bridge.base)
         self._saved_seen = dict(self.bridge.seen)
         self._saved_strays = dict(self.bridge.strays)
+        self._saved_leftovers = dict(self.bridge.leftovers)
         self._records = self.store.load_files()
         for relpath, record in self._records.items():
             self.bridge.disk.set(relpath, br.FileRecord(record.key, record.digest))
@@ -405,6 +409,11 @@ class LocalNode:
                 key: [digest, _b64(base)] for key, (digest, base) in self._saved_strays.items()
             }
             self.store.set_meta(STRAYS_META, json.dumps(strays).encode())
+        if self.bridge.leftovers != self._saved_leftovers:
+            # The old file of a move, found half-saved: after a restart its save, when
+            # it lands, must still be merged, not become a second file of the item.
+            self._saved_leftovers = dict(self.bridge.leftovers)
+            self.store.set_meta(LEFTOVERS_META, json.dumps(self._saved_leftovers).encode())
 
     def _execute_all(self, effects: list[br.Effect], depth: int) -> None:
         refused: str | None = None
@@ -523,6 +532,16 @@ def _load_strays(store: Store) -> dict[str, tuple[str, bytes | None]]:
 
 def _states_blob(states: dict[str, bytes]) -> bytes:
     return json.dumps({key: _b64(state) for key, state in states.items()}).encode()
+
+
+def _load_leftovers(store: Store) -> dict[str, str]:
+    raw = store.get_meta(LEFTOVERS_META)
+    try:
+        data = json.loads(raw) if raw else {}
+        return {str(k): str(v) for k, v in data.items()}
+    except (ValueError, AttributeError):
+        log.warning("the saved bridge leftovers are unreadable; starting without them")
+        return {}
 
 
 def _load_bases(store: Store, name: str) -> dict[str, bytes]:
