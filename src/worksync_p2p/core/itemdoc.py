@@ -179,6 +179,10 @@ class ItemDoc:
     def field_index(self) -> fields.FieldIndex:
         return fields.FieldIndex.read(self._fields, self.active_genesis())
 
+    def field_cells(self) -> dict[str, Any]:
+        """The raw cells of the ``fields`` map (for a quick "did anything change")."""
+        return fields.map_items(self._fields)
+
     def frontmatter(self) -> dict[str, Any]:
         return fields.resolve(self.field_index())
 

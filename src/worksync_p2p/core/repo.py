@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from worksync_p2p.core import codec, fields
-from worksync_p2p.core.itemdoc import ItemDoc, Writer, field_index_of, genesis_update
+from worksync_p2p.core.itemdoc import ItemDoc, Writer, genesis_update
 
 DEFAULT_CACHE_SIZE = 512
 CLIENT_ID_BITS = 32
@@ -164,7 +164,11 @@ class Repo:
         item = self.get(key)
         if item is None:
             return False
-        return bool(fields.unseen(item.field_index(), field_index_of(seen)))
+        then = ItemDoc.new(0)
+        then.doc.apply_update(seen)
+        if then.field_cells() == item.field_cells():
+            return False  # the usual case, read in one call: no field changed at all
+        return bool(fields.unseen(item.field_index(), then.field_index()))
 
     def delete_from(self, key: str, base: bytes, now_ms: int) -> bytes | None:
         """Delete the item as of ``base``: changes since then are concurrent and win."""
