@@ -40,10 +40,9 @@ KNOWN_FAILING: dict[int, tuple[str, ...]] = {
     152: ("lost-edit",),
     158: ("lost-edit",),
     167: ("duplicated",),
-    193: ("lost-edit",),
     198: ("diverged",),
 }
-"""Seed -> what it reports today (B1-B20 are fixed; these are open)."""
+"""Seed -> what it reports today (B1-B21 are fixed; these are open)."""
 
 
 @pytest.fixture(autouse=True)
@@ -207,6 +206,11 @@ def test_b19_the_file_we_wrote_saved_before_it_gives_way_merges_from_what_it_sho
 def test_b20_the_half_saved_old_file_of_a_move_is_still_merged_after_a_restart() -> None:
     """B10's leftover lived in memory only: after a restart the save, landed, was a dup id."""
     _bug(27, 4, 20)
+
+
+def test_b21_a_claim_made_on_a_clone_before_its_first_start_stays_readable() -> None:
+    """Its version lost the seed, its head text showed the winning claim: in no record."""
+    _bug(193, 5, 100)
 
 
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:

@@ -374,3 +374,19 @@ def test_a_line_replaced_by_an_unrelated_one_arrives_whole_past_a_concurrent_del
     deleted = text.replace("# charlie papa romeo\n", "")
     flood([a, b], [(0, a.edit(replaced, 1000)), (1, b.edit(deleted, 1000))])
     assert renders([a, b]) == {replaced}
+
+
+def test_a_version_that_lost_the_seed_keeps_its_own_values_readable() -> None:
+    """Simulation seed 193: a clone claimed the item before its first start; its version
+    lost the seed, and its head text had been patched with the winning claim, so the
+    claim was in no conflict record. The seed conflict now lists its own values."""
+    mine = edited(edited(BASE, "status: todo", "status: mine"), "line one", "line one, mine")
+    theirs = edited(edited(BASE, "status: todo", "status: theirs"), "line one", "line one, b")
+    a = ItemDoc.new(1)
+    a.apply_remote(seed(mine))
+    a.apply_remote(seed(theirs))
+    (conflict,) = a.seed_conflicts()
+    lost = mine if a.render() == theirs else theirs
+    assert conflict.text == lost
+    assert conflict.values["status"] == ("mine" if lost == mine else "theirs")
+    assert conflict.values["tags"] == ["sync", "crdt"]

@@ -194,6 +194,22 @@ def conflicts(index: FieldIndex) -> Iterator[FieldConflict]:
             yield FieldConflict(path, ordered[0], losers)
 
 
+def seeded_values(index: FieldIndex) -> dict[str, Any]:
+    """The values the active genesis of ``index`` wrote itself, by dotted field path."""
+    writer = GENESIS_PREFIX + (index.active_genesis or "")
+    out: dict[str, Any] = {}
+    for path, cells in sorted(index.registers.items()):
+        for cell in cells:
+            if cell.stamp.writer == writer and cell.value not in _NODES:
+                out[".".join(path)] = values.decode(cell.value)
+    for path, elements in sorted(index.elements.items()):
+        own = [e for e in elements if e.element_id.startswith(writer + ":")]
+        if own:
+            ordered = sorted(own, key=lambda e: (e.position, e.element_id))
+            out[".".join(path)] = [values.decode(e.value) for e in ordered]
+    return out
+
+
 def decode_cell_value(value: str) -> Any:
     """A register value for display: node markers become their kind."""
     if value in _NODES:

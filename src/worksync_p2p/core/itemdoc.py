@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pycrdt import Doc, Map, Snapshot, Text
@@ -70,6 +70,13 @@ class SeedConflict:
 
     genesis: str
     text: str
+    values: dict[str, Any] = field(default_factory=dict)
+    """The values that version seeded, by field (``a.b`` for nested ones).
+
+    Its head text is patched with the values that won while it was the item's
+    version; once it is not, what it held itself is only here (a claim made
+    on a clone before its first start, say, lost to a concurrent one).
+    """
 
 
 @dataclass(frozen=True)
@@ -228,7 +235,8 @@ class ItemDoc:
         out = []
         for genesis in self.geneses()[:-1]:
             head, body = self._texts(genesis)
-            out.append(SeedConflict(genesis, str(head) + str(body)))
+            seeded = fields.seeded_values(fields.FieldIndex.read(self._fields, genesis))
+            out.append(SeedConflict(genesis, str(head) + str(body), seeded))
         return out
 
     def repairs(self) -> dict[str, str]:
