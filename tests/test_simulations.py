@@ -34,7 +34,6 @@ KNOWN_FAILING: dict[int, tuple[str, ...]] = {
     31: ("lost-edit",),
     33: ("diverged",),
     56: ("diverged",),
-    76: ("lost-edit",),
     103: ("lost-edit",),
     151: ("lost-edit",),
     152: ("lost-edit",),
@@ -42,7 +41,7 @@ KNOWN_FAILING: dict[int, tuple[str, ...]] = {
     167: ("duplicated",),
     198: ("diverged",),
 }
-"""Seed -> what it reports today (B1-B21 are fixed; these are open)."""
+"""Seed -> what it reports today (B1-B22 are fixed; these are open)."""
 
 
 @pytest.fixture(autouse=True)
@@ -211,6 +210,11 @@ def test_b20_the_half_saved_old_file_of_a_move_is_still_merged_after_a_restart()
 def test_b21_a_claim_made_on_a_clone_before_its_first_start_stays_readable() -> None:
     """Its version lost the seed, its head text showed the winning claim: in no record."""
     _bug(193, 5, 100)
+
+
+def test_b22_a_render_is_not_taken_from_the_cache_of_another_content() -> None:
+    """The render cache keyed by the snapshot served a text without a peer's line."""
+    _bug(76, 5, 100)
 
 
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:

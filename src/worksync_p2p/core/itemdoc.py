@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Doc, Map, Snapshot, Text
+from pycrdt import Doc, Map, Text
 
 from worksync_p2p.core import codec, fields, textdiff, values
 from worksync_p2p.core.hlc import GENESIS_MS, Hlc, Stamp
@@ -204,11 +204,13 @@ class ItemDoc:
         """The file text this state stands for; None when deleted or empty.
 
         Kept for the state it was made from: an item is rendered several times
-        per change (the bridge, the save path, the checks), and the snapshot
-        (state vector and delete set) names the content exactly for a fixed
-        document, at a fraction of the cost of a render.
+        per change (the bridge, the save path, the checks), and the encoded
+        state names the content exactly, at a fraction of the cost of a render.
+        The snapshot (state vector and delete set) does not: in CI seed 76 a
+        document's content changed with both unchanged, the cached render
+        lacked a peer's line, and a save merged from that state deleted it.
         """
-        state = Snapshot.from_doc(self.doc).encode()
+        state = self.doc.get_update()
         if self._rendered is not None and self._rendered[0] == state:
             return self._rendered[1]
         text = self._render()
