@@ -29,19 +29,18 @@ SOAK_SEEDS = range(10_000, 10_600)
 
 KNOWN_FAILING: dict[int, tuple[str, ...]] = {
     18: ("duplicated", "lost-edit"),
-    21: ("diverged",),
+    21: ("lost-edit",),
     27: ("lost-edit",),
     31: ("lost-edit",),
     33: ("diverged",),
     56: ("diverged",),
-    103: ("lost-edit",),
     151: ("lost-edit",),
     152: ("lost-edit",),
     158: ("lost-edit",),
     167: ("duplicated",),
     198: ("diverged",),
 }
-"""Seed -> what it reports today (B1-B22 are fixed; these are open)."""
+"""Seed -> what it reports today (B1-B23 are fixed; these are open)."""
 
 
 @pytest.fixture(autouse=True)
@@ -215,6 +214,11 @@ def test_b21_a_claim_made_on_a_clone_before_its_first_start_stays_readable() -> 
 def test_b22_a_render_is_not_taken_from_the_cache_of_another_content() -> None:
     """The render cache keyed by the snapshot served a text without a peer's line."""
     _bug(76, 5, 100)
+
+
+def test_b23_a_word_replaced_by_a_similar_one_is_not_built_around_shared_letters() -> None:
+    """B18 with similar words: ``mike m00008z`` kept the ``m0000`` of ``delta m00004z``."""
+    _bug(18, 5, 40)
 
 
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:

@@ -390,3 +390,15 @@ def test_a_version_that_lost_the_seed_keeps_its_own_values_readable() -> None:
     assert conflict.text == lost
     assert conflict.values["status"] == ("mine" if lost == mine else "theirs")
     assert conflict.values["tags"] == ["sync", "crdt"]
+
+
+def test_a_word_replaced_by_a_similar_one_arrives_whole_past_a_concurrent_delete() -> None:
+    """Simulation seed 18 (5 peers, 40 ops): ``delta m00004z`` became ``mike m00008z``
+    keeping the ``m0000`` both markers share; a peer deleting the line concurrently
+    deleted those characters too. Lines are diffed by whole words now."""
+    text = "---\nid: x\n---\nkeep this line\ndelta m00004z\nlast line\n"
+    (a, b) = start(["peer-a", "peer-b"], seed(text))
+    replaced = text.replace("delta m00004z", "mike m00008z")
+    deleted = text.replace("delta m00004z\n", "")
+    flood([a, b], [(0, a.edit(replaced, 1000)), (1, b.edit(deleted, 1000))])
+    assert renders([a, b]) == {replaced}
