@@ -48,9 +48,11 @@ HLC_META = "hlc"
 CLOCK_SAVE_EVERY_MS = 10_000
 PEERS_META = "peers"
 BASES_META = "bridge-bases"
+SEEN_META = "bridge-seen"
 DIGESTS_META = "digests"
 STRAYS_META = "bridge-strays"
 DEPARTED_META = "bridge-departed"
+LEFTOVERS_META = "bridge-leftovers"
 CLIENT_ID_BITS = 32
 """A fresh Yjs client id per run, as Yjs clients do: reusing one after a crash
 that lost its last update would make two different operations share an id."""
@@ -117,9 +119,11 @@ class LocalNode:
         self._records: dict[str, FileRecord] = {}
         self._clock_saved_ms = 0
         self._saved_bases: dict[str, bytes] = {}
+        self._saved_seen: dict[str, bytes] = {}
         self._empty_stats: dict[str, Stat | None] = {}
         self._saved_strays: dict[str, tuple[str, bytes | None]] = {}
         self._saved_departed: dict[str, tuple[str, bytes | None]] = {}
+        self._saved_leftovers: dict[str, str] = {}
 
     def started(self) -> Started:
         count = len(self.bridge.disk)
@@ -302,12 +306,16 @@ class LocalNode:
     def load(self) -> None:
         for key, state in self.store.load_all():
             self.repo.load(key, state)
-        self.bridge.base.update(_load_bases(self.store))
+        self.bridge.base.update(_load_bases(self.store, BASES_META))
+        self.bridge.seen.update(_load_bases(self.store, SEEN_META))
         self.bridge.strays.update(_load_pairs(self.store, STRAYS_META))
         self.bridge.departed.update(_load_pairs(self.store, DEPARTED_META))
+        self.bridge.leftovers.update(_load_leftovers(self.store))
         self._saved_bases = dict(self.bridge.base)
+        self._saved_seen = dict(self.bridge.seen)
         self._saved_strays = dict(self.bridge.strays)
         self._saved_departed = dict(self.bridge.departed)
+        self._saved_leftovers = dict(self.bridge.leftovers)
         self._records = self.store.load_files()
         for relpath, record in self._records.items():
             self.bridge.disk.set(relpath, br.FileRecord(record.key, record.digest))
@@ -355,8 +363,8 @@ class LocalNode:
             record = self._records.get(relpath)
             if stat is None or record is None or not stat.matches(record):
                 self.feed(relpath)
-        # Only the deletes: an empty file seen mid-save must still wait its grace.
-        self.execute(self.bridge.expire_deletes(self.clock() + self.bridge.delete_grace_ms))
+        # The deletes wait their grace, as at any other time (the timer decides them):
+        # a file missing at start-up may be half-way through a delete-and-recreate save.
         for key in list(self.repo.item_keys()):
             if self.bridge.path_of(key) is None:
                 self.execute(self.bridge.on_remote(key, "store"))
@@ -424,8 +432,11 @@ class LocalNode:
         # must be saved too (a stale base would merge old changes twice).
         if self.bridge.base != self._saved_bases:
             self._saved_bases = dict(self.bridge.base)
-            blob = {key: _b64(state) for key, state in self.bridge.base.items()}
-            self.store.set_meta(BASES_META, json.dumps(blob).encode())
+            self.store.set_meta(BASES_META, _states_blob(self._saved_bases))
+        if self.bridge.seen != self._saved_seen:
+            # A save seen after a restart must still keep the values its file never showed.
+            self._saved_seen = dict(self.bridge.seen)
+            self.store.set_meta(SEEN_META, _states_blob(self._saved_seen))
         if self.bridge.strays != self._saved_strays:
             # A user's move seen only after a restart must still find the file we
             # wrote for the peer's rename as ours to give way (and its base).
@@ -435,6 +446,11 @@ class LocalNode:
             # An editor still open on a moved file may save it after a restart.
             self._saved_departed = dict(self.bridge.departed)
             self.store.set_meta(DEPARTED_META, _dump_pairs(self._saved_departed))
+        if self.bridge.leftovers != self._saved_leftovers:
+            # The old file of a move, found half-saved: after a restart its save, when
+            # it lands, must still be merged, not become a second file of the item.
+            self._saved_leftovers = dict(self.bridge.leftovers)
+            self.store.set_meta(LEFTOVERS_META, json.dumps(self._saved_leftovers).encode())
 
     def _execute_all(self, effects: list[br.Effect], depth: int) -> None:
         refused: str | None = None
@@ -492,7 +508,7 @@ class LocalNode:
     def _settle(self, effect: br.WriteFile, outcome: WriteOutcome, depth: int) -> bool:
         """What follows a write's outcome; False when it was refused."""
         if outcome is WriteOutcome.WRITTEN:
-            self.bridge.wrote(effect.key)
+            self.bridge.wrote(effect.key, effect.relpath)
             stat = self.fs.stat(effect.relpath)
             if stat is not None:
                 self._stats[effect.relpath] = stat
@@ -556,13 +572,27 @@ def _load_pairs(store: Store, meta: str) -> dict[str, tuple[str, bytes | None]]:
         return {}
 
 
-def _load_bases(store: Store) -> dict[str, bytes]:
-    raw = store.get_meta(BASES_META)
+def _states_blob(states: dict[str, bytes]) -> bytes:
+    return json.dumps({key: _b64(state) for key, state in states.items()}).encode()
+
+
+def _load_leftovers(store: Store) -> dict[str, str]:
+    raw = store.get_meta(LEFTOVERS_META)
+    try:
+        data = json.loads(raw) if raw else {}
+        return {str(k): str(v) for k, v in data.items()}
+    except (ValueError, AttributeError):
+        log.warning("the saved bridge leftovers are unreadable; starting without them")
+        return {}
+
+
+def _load_bases(store: Store, name: str) -> dict[str, bytes]:
+    raw = store.get_meta(name)
     try:
         data = json.loads(raw) if raw else {}
         return {str(k): base64.b64decode(v) for k, v in data.items()}
     except (ValueError, AttributeError, TypeError):
-        log.warning("the saved bridge bases are unreadable; starting without them")
+        log.warning("the saved %s are unreadable; starting without them", name)
         return {}
 
 

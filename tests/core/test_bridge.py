@@ -280,3 +280,27 @@ def test_a_new_item_at_the_old_path_of_a_rename_is_just_a_new_item() -> None:
     assert [e.kind for e in events(effects)] == ["created"]
     assert bridge.path_of("t2") == "t1.md"
     assert bridge.path_of("t1") == "moved.md"
+
+
+def test_a_value_that_lost_without_a_write_stays_a_conflict_after_the_next_save() -> None:
+    """B14: a peer's older value changed nothing in the file, so no write and no base;
+    the user's next save, from a file that never showed it, deleted it as if replaced."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    state = bridge.repo.encoded("t1")
+    assert state is not None
+    other = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
+    other.load("t1", state)
+    theirs = TEXT.replace("todo", "theirs")
+    update = other.ingest("t1", "t1.md", codec.parse(theirs.encode(), "t1.md"), 3000).update
+    assert update is not None
+    bridge.on_file("t1.md", TEXT.replace("todo", "mine").encode(), 5000)
+    bridge.before_remote("t1")
+    item = bridge.repo.get("t1")
+    assert item is not None
+    item.apply_remote(update)
+    assert bridge.on_remote("t1", "peer-b") == []  # "mine" is later: the file reads as it
+    bridge.on_file("t1.md", TEXT.replace("todo", "again").encode(), 6000)
+    (conflict,) = item.field_conflicts()
+    assert conflict.winner.value == '"again"'
+    assert [c.value for c in conflict.losers] == ['"theirs"']

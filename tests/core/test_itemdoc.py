@@ -362,3 +362,43 @@ def test_cells_that_break_the_schema_are_ignored() -> None:
     a.receive(doc.get_update(before))
     assert a.item.render() == BASE
     assert a.item.path() == PATH
+
+
+def test_a_line_replaced_by_an_unrelated_one_arrives_whole_past_a_concurrent_delete() -> None:
+    """Simulation seed 103 (4 peers, 25 ops): a heading replaced by a new line was diffed
+    character by character, keeping the space, ``m`` and newline the two shared; a peer
+    deleting the heading concurrently deleted those too: ``m00013z`` became ``00013z``."""
+    text = "---\nid: x\n---\n# charlie papa romeo\ndelta line 0\n"
+    (a, b) = start(["peer-a", "peer-b"], seed(text))
+    replaced = text.replace("# charlie papa romeo\n", "whiskey m00013z\n")
+    deleted = text.replace("# charlie papa romeo\n", "")
+    flood([a, b], [(0, a.edit(replaced, 1000)), (1, b.edit(deleted, 1000))])
+    assert renders([a, b]) == {replaced}
+
+
+def test_a_version_that_lost_the_seed_keeps_its_own_values_readable() -> None:
+    """Simulation seed 193: a clone claimed the item before its first start; its version
+    lost the seed, and its head text had been patched with the winning claim, so the
+    claim was in no conflict record. The seed conflict now lists its own values."""
+    mine = edited(edited(BASE, "status: todo", "status: mine"), "line one", "line one, mine")
+    theirs = edited(edited(BASE, "status: todo", "status: theirs"), "line one", "line one, b")
+    a = ItemDoc.new(1)
+    a.apply_remote(seed(mine))
+    a.apply_remote(seed(theirs))
+    (conflict,) = a.seed_conflicts()
+    lost = mine if a.render() == theirs else theirs
+    assert conflict.text == lost
+    assert conflict.values["status"] == ("mine" if lost == mine else "theirs")
+    assert conflict.values["tags"] == ["sync", "crdt"]
+
+
+def test_a_word_replaced_by_a_similar_one_arrives_whole_past_a_concurrent_delete() -> None:
+    """Simulation seed 18 (5 peers, 40 ops): ``delta m00004z`` became ``mike m00008z``
+    keeping the ``m0000`` both markers share; a peer deleting the line concurrently
+    deleted those characters too. Lines are diffed by whole words now."""
+    text = "---\nid: x\n---\nkeep this line\ndelta m00004z\nlast line\n"
+    (a, b) = start(["peer-a", "peer-b"], seed(text))
+    replaced = text.replace("delta m00004z", "mike m00008z")
+    deleted = text.replace("delta m00004z\n", "")
+    flood([a, b], [(0, a.edit(replaced, 1000)), (1, b.edit(deleted, 1000))])
+    assert renders([a, b]) == {replaced}

@@ -22,11 +22,13 @@ Rules, in the order they matter:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from worksync_p2p.core import codec, naming, paths, values
+from worksync_p2p.core.itemdoc import ItemDoc
 from worksync_p2p.core.repo import Ingested, Repo
 
 FILE_ORIGIN = "file"
@@ -177,6 +179,13 @@ class Bridge:
     departed: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
     """Old files of finished moves: relpath -> (key, the state the file held). An
     editor still open on one may save it back: that save edits the moved item."""
+    returning: dict[str, tuple[str, bytes, int]] = field(default_factory=dict)
+    """Files we wrote for a peer's rename, missing when the user's own copy took the
+    item: relpath -> (key, the state the file showed, until when a save may bring it
+    back). One that comes back was being saved: merged, then removed."""
+    seen: dict[str, bytes] = field(default_factory=dict)
+    """Items whose file reads as the document, though field values that lost to the
+    file's arrived since it was written: key -> the state whose values it showed."""
 
     # -- remote changes arriving ----------------------------------------------
 
@@ -199,12 +208,15 @@ class Bridge:
         if state is not None:
             self.base.setdefault(key, state)
 
-    def wrote(self, key: str) -> None:
-        """The file now holds the document's state again."""
+    def wrote(self, key: str, relpath: str | None = None) -> None:
+        """The file (at ``relpath``) now holds the document's state again."""
+        if relpath is not None:
+            self.returning.pop(relpath, None)  # ours again: a save there is based on this
         if key not in self.moving:
             # While the old file of a move is still there, the user's copy is that
             # file, and it holds the base: a save to it must merge from there.
             self.base.pop(key, None)
+            self.seen.pop(key, None)
 
     def write_refused(self, relpath: str, key: str, expect: str | None) -> None:
         """The node refused a write: the file still holds what it held, not our render.
@@ -223,12 +235,14 @@ class Bridge:
 
     def removed(self, relpath: str, key: str) -> None:
         """The node removed ``relpath``: nothing on disk holds the old state any more."""
+        self.returning.pop(relpath, None)
         if self.moving.get(key) == relpath:
             del self.moving[key]
             self._depart(relpath, key, self.base.get(key))
         elif self.disk.path_of(key) is not None:
             return  # a stray copy went; the base belongs to the item's own file
         self.base.pop(key, None)
+        self.seen.pop(key, None)
 
     def _depart(self, relpath: str, key: str, state: bytes | None) -> None:
         self.departed.pop(relpath, None)
@@ -271,27 +285,37 @@ class Bridge:
         if left is not None:
             return left
         if data is None:
-            self.bad.pop(relpath, None)
-            self.duplicates.pop(relpath, None)
-            record = self.disk.get(relpath)
-            if record is not None:
-                # The wait starts when the file vanished; seeing it gone again
-                # (a refused write) must not postpone the decision forever.
-                self.pending_delete.setdefault(relpath, now_ms + self.delete_grace_ms)
-                self._remember_base(record.key)
+            self._missing(relpath, now_ms)
             return []
         self.pending_delete.pop(relpath, None)
         record = self.disk.get(relpath)
         digest = content_hash(data)
         if record is not None and record.digest == digest:
             return []
+        if relpath in self.returning:
+            return self._returned(relpath, data, now_ms)
+        return self._read(relpath, data, digest, record, now_ms)
+
+    def _read(
+        self, relpath: str, data: bytes, digest: str, record: FileRecord | None, now_ms: int
+    ) -> list[Effect]:
         try:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
         except codec.ItemError as error:
             return self._report(relpath, error.reason)
         if self._looks_truncated(relpath, data, record, now_ms):
-            return []
+            return []  # an in-place save seen at its truncate: read again after the grace
         return self._ingest(relpath, parsed, digest, now_ms)
+
+    def _missing(self, relpath: str, now_ms: int) -> None:
+        self.bad.pop(relpath, None)
+        self.duplicates.pop(relpath, None)
+        record = self.disk.get(relpath)
+        if record is not None:
+            # The wait starts when the file vanished; seeing it gone again
+            # (a refused write) must not postpone the decision forever.
+            self.pending_delete.setdefault(relpath, now_ms + self.delete_grace_ms)
+            self._remember_base(record.key)
 
     def _leftover(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
         """A file we meant to remove was half-saved; now it is back: merge it."""
@@ -333,6 +357,19 @@ class Bridge:
             return None
         return self._merge_left(relpath, key, parsed, content_hash(data), base=state, now_ms=now_ms)
 
+    def _returned(self, relpath: str, data: bytes, now_ms: int) -> list[Effect]:
+        """The file we wrote for a peer's rename is back: the user's save of it, based on
+        what we wrote, merged into the item (whose file is now the user's copy)."""
+        key, state, due = self.returning[relpath]
+        if due < now_ms:
+            # Not back within the grace: it was moved or deleted; the file here now is new.
+            del self.returning[relpath]
+            return self.on_file(relpath, data, now_ms)
+        if not data:
+            return []  # still half-way through the save
+        del self.returning[relpath]
+        return self.on_remove_refused(relpath, key, data, now_ms, file_base=state)
+
     def emptied_again(self, relpath: str, now_ms: int) -> None:
         """The empty file is not the one first seen empty: its grace starts over."""
         self.confirmed_empty.discard(relpath)
@@ -362,6 +399,7 @@ class Bridge:
         owner = self.path_of(key)
         effects: list[Effect] = []
         if owner is not None and owner != relpath and owner not in self.pending_delete:
+            ours = self.base.get(key) or self.repo.encoded(key)  # what the file we wrote shows
             if not self._ours_to_yield(key, owner):
                 self.duplicates[relpath] = key
                 return self._report(relpath, f"id {key!r} is already used by {owner}; not synced")
@@ -370,6 +408,9 @@ class Bridge:
             gone = self.disk.pop(owner)
             if gone is not None:
                 effects += [RemoveFile(owner, gone.digest, key), Untracked(owner)]
+                if ours is not None:
+                    # Saved meanwhile, its removal is refused: merged from what it showed.
+                    self.returning[owner] = (key, ours, now_ms + self.delete_grace_ms)
             owner = None
         self.bad.pop(relpath, None)
         self.duplicates.pop(relpath, None)
@@ -377,6 +418,7 @@ class Bridge:
         if record is not None and record.key != key:
             effects += self._delete_item(record.key, relpath, now_ms, FILE_ORIGIN)
         if owner is not None and owner != relpath:
+            self._copy_of_the_users(key, owner, parsed)
             del self.pending_delete[owner]
             self.disk.pop(owner)
             effects.append(Untracked(owner))
@@ -384,10 +426,7 @@ class Bridge:
         before = item.frontmatter() if item is not None and item.alive() else None
         old_path = item.path() if item is not None else None
         base = self.base.pop(key, None)
-        if base is not None:
-            result = self.repo.ingest_from(key, relpath, parsed, now_ms, base)
-        else:
-            result = self.repo.ingest(key, relpath, parsed, now_ms)
+        result = self._merge_save(key, relpath, parsed, now_ms, base)
         self.disk.set(relpath, FileRecord(key, digest))
         effects.append(Tracked(relpath, key, digest))
         if result.update is not None:
@@ -402,9 +441,58 @@ class Bridge:
             effects += self.on_remote(key, FILE_ORIGIN)
         return effects
 
+    def _merge_save(
+        self, key: str, relpath: str, parsed: codec.ParsedItem, now_ms: int, base: bytes | None
+    ) -> Ingested:
+        """Ingest a save from the state its file was on (``base``), keeping the values it
+        never showed (``seen``) as conflicts."""
+        seen = self.seen.pop(key, None)
+        if base is not None:
+            result = self.repo.ingest_from(key, relpath, parsed, now_ms, base, seen=seen)
+        else:
+            result = self.repo.ingest(key, relpath, parsed, now_ms, seen=seen)
+        if seen is not None and (base is not None or result.update is None):
+            # Not written back yet (a merge) or nothing taken from the save: the
+            # file still has not shown those values.
+            self.seen[key] = seen
+        return result
+
     def _keep_file_state(self, key: str, result: Ingested) -> None:
         if result.file_state is not None:
             self.base[key] = result.file_state
+
+    def _reads_as_document(self, key: str) -> None:
+        """No write needed: the file already reads as the document.
+
+        The base goes (the text and values are the file's), but a value that
+        lost to the file's arrived without showing in it: the next save must not
+        take it as replaced. The state the file showed is kept for its fields.
+        """
+        base = self.base.pop(key, None)
+        if base is not None and key not in self.seen and self.repo.hides_values(key, base):
+            self.seen[key] = base
+
+    def _copy_of_the_users(self, key: str, owner: str, parsed: codec.ParsedItem) -> None:
+        """A file turned up as the move of ``owner``, missing since. When ``owner`` is the
+        file we wrote for a peer's rename while the user's copy went missing, the new
+        file may be the user's copy rather than ours moved: then ``owner`` may be
+        half-way through a delete-and-recreate save, not moved.
+
+        Which one it is: the one whose content it is closer to. The user's copy is
+        merged from the state it was saved on; ours, if it comes back within its
+        delete grace, is a save based on what we wrote, merged and then removed
+        (``_returned``). Taken for a plain move, that save came back as a second
+        file of the item, never synced, and the user's copy undid what we wrote.
+        """
+        stray = self.strays.get(key)
+        record = self.disk.get(owner)
+        if stray is None or stray[1] is None or record is None or record.digest != stray[0]:
+            return
+        ours = self.base.get(key) or self.repo.encoded(key)
+        if ours is None or not _closer(codec.render(parsed), stray[1], ours):
+            return
+        self.returning[owner] = (key, ours, self.pending_delete[owner])
+        self._ours_to_yield(key, owner)
 
     def _ours_to_yield(self, key: str, owner: str) -> bool:
         """Whether ``owner`` is a file we wrote while the user's copy went missing."""
@@ -436,6 +524,7 @@ class Bridge:
         # Delete as of the state the file was in when it went: edits that came
         # from peers since are concurrent with the delete, and they win.
         base = self.base.pop(key, None)
+        self.seen.pop(key, None)
         if base is not None:
             update = self.repo.delete_from(key, base, now_ms)
         else:
@@ -490,7 +579,7 @@ class Bridge:
         self.departed.pop(relpath, None)  # the path is in use again
         record = self.disk.get(relpath)
         if record is not None and record.digest == digest:
-            self.base.pop(key, None)
+            self._reads_as_document(key)
         else:
             expect = record.digest if record else None
             effects.append(WriteFile(relpath, text, expect, key, origin))
@@ -522,7 +611,12 @@ class Bridge:
         ]
 
     def on_remove_refused(
-        self, relpath: str, key: str, data: bytes | None, now_ms: int
+        self,
+        relpath: str,
+        key: str,
+        data: bytes | None,
+        now_ms: int,
+        file_base: bytes | None = None,
     ) -> list[Effect]:
         """A file we were removing (rename or delete from a peer) was saved meanwhile.
 
@@ -555,7 +649,11 @@ class Bridge:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
         except codec.ItemError as error:
             return self._report(relpath, error.reason)
-        base = self.base.pop(key, None)
+        # The file's own base when known (another file of the item has the bridge's).
+        returning = self.returning.pop(relpath, None)
+        if file_base is None and returning is not None:
+            file_base = returning[1]
+        base = file_base if file_base is not None else self.base.pop(key, None)
         return self._merge_left(relpath, key, parsed, content_hash(data), base=base, now_ms=now_ms)
 
     def _merge_left(
@@ -574,10 +672,7 @@ class Bridge:
             return []
         target = item.path() if item.alive() else relpath
         target = target or relpath
-        if base is not None:
-            result = self.repo.ingest_from(key, target, parsed, now_ms, base)
-        else:
-            result = self.repo.ingest(key, target, parsed, now_ms)
+        result = self._merge_save(key, target, parsed, now_ms, base)
         effects: list[Effect] = []
         if result.update is not None:
             event = ItemEvent("modified", key, target, (), FILE_ORIGIN)
@@ -591,6 +686,19 @@ class Bridge:
         else:
             effects.append(RemoveFile(relpath, digest, key))
         return effects + self.on_remote(key, FILE_ORIGIN)
+
+
+def _closer(text: str, first: bytes, second: bytes) -> bool:
+    """Whether ``text`` is closer to the rendering of state ``first`` than of ``second``."""
+    lines = text.splitlines()
+
+    def likeness(state: bytes) -> float:
+        item = ItemDoc.new(0)
+        item.doc.apply_update(state)
+        rendered = item.render() or ""
+        return difflib.SequenceMatcher(None, lines, rendered.splitlines()).ratio()
+
+    return likeness(first) > likeness(second)
 
 
 def _kind(before: dict[str, Any] | None, old_path: str | None, relpath: str) -> EventKind:

@@ -229,6 +229,22 @@ def conflicts(index: FieldIndex) -> Iterator[FieldConflict]:
             yield FieldConflict(path, ordered[0], losers)
 
 
+def seeded_values(index: FieldIndex) -> dict[str, Any]:
+    """The values the active genesis of ``index`` wrote itself, by dotted field path."""
+    writer = GENESIS_PREFIX + (index.active_genesis or "")
+    out: dict[str, Any] = {}
+    for path, cells in sorted(index.registers.items()):
+        for cell in cells:
+            if cell.stamp.writer == writer and cell.value not in _NODES:
+                out[".".join(path)] = values.decode(cell.value)
+    for path, elements in sorted(index.elements.items()):
+        own = [e for e in elements if e.element_id.startswith(writer + ":")]
+        if own:
+            ordered = sorted(own, key=lambda e: (e.position, e.element_id))
+            out[".".join(path)] = [values.decode(e.value) for e in ordered]
+    return out
+
+
 def decode_cell_value(value: str) -> Any:
     """A register value for display: node markers become their kind."""
     if value in _NODES:
@@ -236,11 +252,33 @@ def decode_cell_value(value: str) -> Any:
     return values.decode(value)
 
 
+def unseen(index: FieldIndex, seen: FieldIndex) -> frozenset[str]:
+    """Register cells of ``index`` that a file showing ``seen`` knew nothing of.
+
+    A cell is known when ``seen`` holds it unchanged, or when it holds the value
+    the file showed for its field anyway (the same value set twice is agreement).
+    A value that lost to the file's without changing it is not known: a save
+    replacing the file's value must leave it as a conflict, not bury it.
+    """
+    known = {(c.key, c.stamp, c.value) for cells in seen.registers.values() for c in cells}
+    out: set[str] = set()
+    for path, cells in index.registers.items():
+        shown = seen.winner(path)
+        for cell in cells:
+            if (cell.key, cell.stamp, cell.value) in known:
+                continue
+            if shown is None or cell.value != shown.value:
+                out.add(cell.key)
+    return frozenset(out)
+
+
 class FieldWriter:
     """Writes the difference between the current fields and a new mapping.
 
     ``stamp_after(previous)`` returns a fresh stamp of this writer that sorts
     after ``previous`` (a causally later edit wins even if clocks are skewed).
+    A value replaced deletes the cells the writer has seen, all but ``keep``
+    (cells the file being saved never showed, see ``unseen``).
     Must be used inside a transaction.
     """
 
@@ -250,11 +288,13 @@ class FieldWriter:
         index: FieldIndex,
         writer: str,
         stamp_after: Any,
+        keep: frozenset[str] = frozenset(),
     ) -> None:
         self._fields = fields
         self._index = index
         self._writer = writer
         self._stamp_after = stamp_after
+        self._keep = keep
         self._element_prefix = ""
         if writer.startswith(GENESIS_PREFIX):
             # Genesis elements are namespaced so that different geneses never share cells.
@@ -288,7 +328,8 @@ class FieldWriter:
         latest = max((c.stamp for c in seen), default=None)
         stamp: Stamp = self._stamp_after(latest)
         for cell in seen:
-            del self._fields[cell.key]
+            if cell.key not in self._keep:
+                del self._fields[cell.key]
         key = f"{path_key(path)}|{self._writer}"
         # ``value`` is canonical JSON text already: splice it in, no decode/encode.
         self._fields[key] = f"[{stamp.ms},{stamp.counter},{order},{value}]"

@@ -37,10 +37,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Doc, Map, Snapshot, Text
+from pycrdt import Doc, Map, Text
 
 from worksync_p2p.core import codec, fields, textdiff, values
 from worksync_p2p.core.hlc import GENESIS_MS, Hlc, Stamp
@@ -70,6 +70,13 @@ class SeedConflict:
 
     genesis: str
     text: str
+    values: dict[str, Any] = field(default_factory=dict)
+    """The values that version seeded, by field (``a.b`` for nested ones).
+
+    Its head text is patched with the values that won while it was the item's
+    version; once it is not, what it held itself is only here (a claim made
+    on a clone before its first start, say, lost to a concurrent one).
+    """
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,10 @@ class ItemDoc:
     def field_index(self) -> fields.FieldIndex:
         return fields.FieldIndex.read(self._fields, self.active_genesis())
 
+    def field_cells(self) -> dict[str, Any]:
+        """The raw cells of the ``fields`` map (for a quick "did anything change")."""
+        return fields.map_items(self._fields)
+
     def frontmatter(self) -> dict[str, Any]:
         return fields.resolve(self.field_index())
 
@@ -197,11 +208,13 @@ class ItemDoc:
         """The file text this state stands for; None when deleted or empty.
 
         Kept for the state it was made from: an item is rendered several times
-        per change (the bridge, the save path, the checks), and the snapshot
-        (state vector and delete set) names the content exactly for a fixed
-        document, at a fraction of the cost of a render.
+        per change (the bridge, the save path, the checks), and the encoded
+        state names the content exactly, at a fraction of the cost of a render.
+        The snapshot (state vector and delete set) does not: in CI seed 76 a
+        document's content changed with both unchanged, the cached render
+        lacked a peer's line, and a save merged from that state deleted it.
         """
-        state = Snapshot.from_doc(self.doc).encode()
+        state = self.doc.get_update()
         if self._rendered is not None and self._rendered[0] == state:
             return self._rendered[1]
         text = self._render()
@@ -231,7 +244,8 @@ class ItemDoc:
         out = []
         for genesis in self.geneses()[:-1]:
             head, body = self._texts(genesis)
-            out.append(SeedConflict(genesis, str(head) + str(body)))
+            seeded = fields.seeded_values(fields.FieldIndex.read(self._fields, genesis))
+            out.append(SeedConflict(genesis, str(head) + str(body), seeded))
         return out
 
     def repairs(self) -> dict[str, str]:
@@ -251,15 +265,25 @@ class ItemDoc:
         after = self.doc.get_state()
         return None if after == before else self.doc.get_update(before)
 
-    def ingest(self, item: codec.ParsedItem, path: str, writer: Writer) -> bytes | None:
-        """Make the document stand for ``item`` at ``path``: the update, or None if equal."""
+    def ingest(
+        self, item: codec.ParsedItem, path: str, writer: Writer, *, seen: bytes | None = None
+    ) -> bytes | None:
+        """Make the document stand for ``item`` at ``path``: the update, or None if equal.
+
+        ``seen``: an older state whose field values the file showed (the file
+        has not changed since, though values that lost to its own arrived);
+        a value replaced keeps those losers as conflicts.
+        """
         genesis = self.active_genesis()
         if genesis is None:
             raise ValueError("ingest into a document without genesis; seed it first")
         index = self.field_index()
         if self._stands_for(genesis, index, item, path):
             return None
-        return self._transact(LOCAL_ORIGIN, lambda: self._write(genesis, index, item, path, writer))
+        keep = frozenset[str]() if seen is None else fields.unseen(index, field_index_of(seen))
+        return self._transact(
+            LOCAL_ORIGIN, lambda: self._write(genesis, index, item, path, writer, keep=keep)
+        )
 
     def _stands_for(
         self, genesis: str, index: fields.FieldIndex, item: codec.ParsedItem, path: str
@@ -292,11 +316,13 @@ class ItemDoc:
         item: codec.ParsedItem,
         path: str,
         writer: Writer,
+        *,
+        keep: frozenset[str],
     ) -> None:
         head, body = self._texts(genesis)
         textdiff.set_text(head, str(head), item.head)
         textdiff.set_text(body, str(body), item.body)
-        fields.FieldWriter(self._fields, index, writer.peer, writer.stamp_after).write_map(
+        fields.FieldWriter(self._fields, index, writer.peer, writer.stamp_after, keep).write_map(
             (), item.fields or {}
         )
         if self.path() != path:
@@ -351,6 +377,13 @@ class ItemDoc:
                 textdiff.apply(text, merged, edits)
 
         return self._transact(REPAIR_ORIGIN, repair)
+
+
+def field_index_of(state: bytes) -> fields.FieldIndex:
+    """The fields of an encoded state, read without touching any live document."""
+    item = ItemDoc.new(0)
+    item.doc.apply_update(state)
+    return item.field_index()
 
 
 def _set_meta_register(

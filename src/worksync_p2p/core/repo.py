@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from worksync_p2p.core import codec
+from worksync_p2p.core import codec, fields
 from worksync_p2p.core.itemdoc import ItemDoc, Writer, genesis_update
 
 DEFAULT_CACHE_SIZE = 512
@@ -106,8 +106,20 @@ class Repo:
             old_key, old = self._live.popitem(last=False)
             self._encoded[old_key] = old.doc.get_update()
 
-    def ingest(self, key: str, relpath: str, parsed: codec.ParsedItem, now_ms: int) -> Ingested:
-        """Make the item stand for a file's content: seed it or diff into it."""
+    def ingest(
+        self,
+        key: str,
+        relpath: str,
+        parsed: codec.ParsedItem,
+        now_ms: int,
+        *,
+        seen: bytes | None = None,
+    ) -> Ingested:
+        """Make the item stand for a file's content: seed it or diff into it.
+
+        ``seen``: the state whose field values the file last showed, when values
+        that lost to them arrived since without a write (``ItemDoc.ingest``).
+        """
         self.writer.now_ms = now_ms
         item = self.get(key)
         if item is None or item.active_genesis() is None:
@@ -117,10 +129,17 @@ class Repo:
                 self._keep(key, item)
             item.doc.apply_update(update)
             return Ingested(key, update, created=True)
-        return Ingested(key, item.ingest(parsed, relpath, self.writer), created=False)
+        return Ingested(key, item.ingest(parsed, relpath, self.writer, seen=seen), created=False)
 
     def ingest_from(
-        self, key: str, relpath: str, parsed: codec.ParsedItem, now_ms: int, base: bytes
+        self,
+        key: str,
+        relpath: str,
+        parsed: codec.ParsedItem,
+        now_ms: int,
+        base: bytes,
+        *,
+        seen: bytes | None = None,
     ) -> Ingested:
         """Ingest a file that was saved on top of ``base``, an older state of the item.
 
@@ -135,10 +154,21 @@ class Repo:
         fork = ItemDoc.new(self.rng.getrandbits(CLIENT_ID_BITS))
         fork.doc.apply_update(base)
         self.writer.now_ms = now_ms
-        update = fork.ingest(parsed, relpath, self.writer)
+        update = fork.ingest(parsed, relpath, self.writer, seen=seen)
         if update is not None:
             item.doc.apply_update(update)
         return Ingested(key, update, created=False, file_state=fork.doc.get_update())
+
+    def hides_values(self, key: str, seen: bytes) -> bool:
+        """Whether the item holds field values a file showing ``seen`` never showed."""
+        item = self.get(key)
+        if item is None:
+            return False
+        then = ItemDoc.new(0)
+        then.doc.apply_update(seen)
+        if then.field_cells() == item.field_cells():
+            return False  # the usual case, read in one call: no field changed at all
+        return bool(fields.unseen(item.field_index(), then.field_index()))
 
     def delete_from(self, key: str, base: bytes, now_ms: int) -> bytes | None:
         """Delete the item as of ``base``: changes since then are concurrent and win."""

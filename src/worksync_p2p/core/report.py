@@ -46,7 +46,13 @@ def conflicts_of(key: str, item: ItemDoc) -> list[dict[str, Any]]:
                 "kind": "seed",
                 "field": "",
                 "kept": {"value": "(the version in the file)"},
-                "others": [{"value": seed.text, "writer": "genesis:" + seed.genesis}],
+                "others": [
+                    {
+                        "value": seed.text,
+                        "writer": "genesis:" + seed.genesis,
+                        "fields": {k: values.to_json(v) for k, v in seed.values.items()},
+                    }
+                ],
             }
         )
     for merged_hash, removed in sorted(item.repairs().items()):
