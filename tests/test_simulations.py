@@ -28,9 +28,8 @@ CI_OPS = 100
 SOAK_SEEDS = range(10_000, 10_600)
 
 KNOWN_FAILING: dict[int, tuple[str, ...]] = {
-    18: ("duplicated", "lost-edit"),
     21: ("lost-edit",),
-    27: ("lost-edit",),
+    27: ("duplicated",),
     31: ("lost-edit",),
     33: ("diverged",),
     56: ("diverged",),
