@@ -118,12 +118,8 @@ class LocalNode:
         self._items: RepoItems | None = None
         self._records: dict[str, FileRecord] = {}
         self._clock_saved_ms = 0
-        self._saved_bases: dict[str, bytes] = {}
-        self._saved_seen: dict[str, bytes] = {}
+        self._saved: dict[str, dict[str, Any]] = {}  # bridge state as last stored, by meta name
         self._empty_stats: dict[str, Stat | None] = {}
-        self._saved_strays: dict[str, tuple[str, bytes | None]] = {}
-        self._saved_departed: dict[str, tuple[str, bytes | None]] = {}
-        self._saved_leftovers: dict[str, str] = {}
 
     def started(self) -> Started:
         count = len(self.bridge.disk)
@@ -311,11 +307,7 @@ class LocalNode:
         self.bridge.strays.update(_load_pairs(self.store, STRAYS_META))
         self.bridge.departed.update(_load_pairs(self.store, DEPARTED_META))
         self.bridge.leftovers.update(_load_leftovers(self.store))
-        self._saved_bases = dict(self.bridge.base)
-        self._saved_seen = dict(self.bridge.seen)
-        self._saved_strays = dict(self.bridge.strays)
-        self._saved_departed = dict(self.bridge.departed)
-        self._saved_leftovers = dict(self.bridge.leftovers)
+        self._saved = {meta: dict(state) for meta, state, _ in self._bridge_state()}
         self._records = self.store.load_files()
         for relpath, record in self._records.items():
             self.bridge.disk.set(relpath, br.FileRecord(record.key, record.digest))
@@ -430,27 +422,28 @@ class LocalNode:
         """
         # Compared by value: a base replaced by a newer one under the same key
         # must be saved too (a stale base would merge old changes twice).
-        if self.bridge.base != self._saved_bases:
-            self._saved_bases = dict(self.bridge.base)
-            self.store.set_meta(BASES_META, _states_blob(self._saved_bases))
-        if self.bridge.seen != self._saved_seen:
-            # A save seen after a restart must still keep the values its file never showed.
-            self._saved_seen = dict(self.bridge.seen)
-            self.store.set_meta(SEEN_META, _states_blob(self._saved_seen))
-        if self.bridge.strays != self._saved_strays:
-            # A user's move seen only after a restart must still find the file we
-            # wrote for the peer's rename as ours to give way (and its base).
-            self._saved_strays = dict(self.bridge.strays)
-            self.store.set_meta(STRAYS_META, _dump_pairs(self._saved_strays))
-        if self.bridge.departed != self._saved_departed:
-            # An editor still open on a moved file may save it after a restart.
-            self._saved_departed = dict(self.bridge.departed)
-            self.store.set_meta(DEPARTED_META, _dump_pairs(self._saved_departed))
-        if self.bridge.leftovers != self._saved_leftovers:
-            # The old file of a move, found half-saved: after a restart its save, when
-            # it lands, must still be merged, not become a second file of the item.
-            self._saved_leftovers = dict(self.bridge.leftovers)
-            self.store.set_meta(LEFTOVERS_META, json.dumps(self._saved_leftovers).encode())
+        for meta, state, encode in self._bridge_state():
+            if state != self._saved.get(meta, {}):
+                self._saved[meta] = dict(state)
+                self.store.set_meta(meta, encode(state))
+
+    def _bridge_state(self) -> list[tuple[str, dict[str, Any], Callable[[Any], bytes]]]:
+        """What of the bridge must survive a restart, each under its meta name.
+
+        Bases and seen states: a save or delete decided after a restart is still
+        based on what the file showed. Strays: a user's move seen only after a
+        restart still finds the file we wrote for a peer's rename as ours to give
+        way. Departed: an editor still open on a moved file may save it after a
+        restart. Leftovers: the half-saved old file of a move is still merged.
+        """
+        bridge = self.bridge
+        return [
+            (BASES_META, bridge.base, _states_blob),
+            (SEEN_META, bridge.seen, _states_blob),
+            (STRAYS_META, bridge.strays, _dump_pairs),
+            (DEPARTED_META, bridge.departed, _dump_pairs),
+            (LEFTOVERS_META, bridge.leftovers, _json_blob),
+        ]
 
     def _execute_all(self, effects: list[br.Effect], depth: int) -> None:
         refused: str | None = None
@@ -552,6 +545,10 @@ def _simple_new_write(effects: list[br.Effect]) -> bool:
 
 def _b64(state: bytes | None) -> str | None:
     return None if state is None else base64.b64encode(state).decode()
+
+
+def _json_blob(value: dict[str, str]) -> bytes:
+    return json.dumps(value).encode()
 
 
 def _dump_pairs(pairs: dict[str, tuple[str, bytes | None]]) -> bytes:
