@@ -33,6 +33,8 @@ from pathlib import Path
 import nacl.utils
 from nacl.signing import SigningKey
 
+from worksync_p2p.adapters import files
+
 SEED_BYTES = 32
 SECRET_BYTES = 32
 PEER_ID_DIGEST_BYTES = 10
@@ -153,13 +155,5 @@ def write_new_file(path: Path, data: bytes, mode: int) -> bool:
             return False
     finally:
         temp_path.unlink(missing_ok=True)
-    _fsync_directory(path.parent)
+    files.fsync_folder(path.parent)
     return True
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -431,7 +431,8 @@ def _flush(fds: list[int]) -> None:
     list(_pool().map(os.fsync, fds))
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Make the names in ``folder`` durable (a new or renamed file survives power loss)."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -561,7 +562,7 @@ def _fsync_folders(root: Path, published: list[_Folder]) -> None:
         if path in held:
             os.fsync(held[path])
         else:
-            _fsync_folder(path)
+            fsync_folder(path)
 
 
 def write_new_files(root: Path, texts: list[tuple[str, str]]) -> list[WriteOutcome]:
