@@ -120,19 +120,18 @@ def test_the_checks_report_lost_duplicated_resurrected_diverged_and_stray(tmp_pa
     assert checks.rewritten("p0", {"a.md": (1, 2, 3)}, {"a.md": (1, 5, 3)})
 
 
-def test_a_daemon_start_removes_the_temp_files_a_kill_left(tmp_path: Path) -> None:
+def test_a_daemon_start_finds_the_temp_files_a_kill_left(tmp_path: Path) -> None:
+    """What start-up tidies (tests/test_node_bridge.py: which it puts back, which it removes)."""
     (tmp_path / "sub").mkdir()
     (tmp_path / ".worksync").mkdir()
     left = [tmp_path / ".a.md.0123abcd.worksync-tmp", tmp_path / "sub" / ".b.md.ff.worksync-tmp"]
     kept = [tmp_path / "a.md", tmp_path / ".a.md.swp", tmp_path / ".worksync" / ".x.worksync-tmp"]
     for path in left + kept:
         path.write_text("x")
-    assert sorted(files.remove_stale_temps(tmp_path)) == [
-        ".a.md.0123abcd.worksync-tmp",
-        "sub/.b.md.ff.worksync-tmp",
+    assert files.leftover_temps(tmp_path) == [
+        (".a.md.0123abcd.worksync-tmp", "a.md"),
+        ("sub/.b.md.ff.worksync-tmp", "sub/b.md"),
     ]
-    assert not any(path.exists() for path in left)
-    assert all(path.exists() for path in kept)
 
 
 # -- real daemons -------------------------------------------------------------------------

@@ -269,16 +269,6 @@ def _give_back(temp: Path, path: Path, ours: _Ours) -> None:
             _rename2(temp, path, RENAME_EXCHANGE)
 
 
-def remove_stale_temps(root: Path) -> list[str]:
-    """Remove every temp file a killed daemon left; their relpaths."""
-    removed = []
-    for temp, _target in leftover_temps(root):
-        with contextlib.suppress(FileNotFoundError):
-            (root / temp).unlink()
-            removed.append(temp)
-    return removed
-
-
 def leftover_temps(root: Path) -> list[tuple[str, str]]:
     """(temp, target) relpaths of the writes and removals a killed daemon left unfinished.
 
