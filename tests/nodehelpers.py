@@ -35,6 +35,7 @@ from worksync_p2p.node import LocalNode, now_ms
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 POLL_S = 0.005
+PROCESS_POLL_S = 0.02  # a condition on other processes' files can be costly to check
 WAIT_S = 10.0
 QUIET_S = 0.35  # longer than the bridge's grace periods (150 ms, 100 ms) plus a watcher step
 
@@ -51,6 +52,15 @@ async def wait_until(cond: Callable[[], bool], timeout: float = WAIT_S, what: st
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}")
         await asyncio.sleep(POLL_S)
+
+
+def poll_until(cond: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+    """``wait_until`` outside an event loop: for conditions on other processes' files."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(PROCESS_POLL_S)
 
 
 class EventTap:

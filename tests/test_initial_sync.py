@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import corpus
+from tests.nodehelpers import poll_until
 from worksync_p2p import commands
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core import members
@@ -33,7 +33,6 @@ SEED = 11
 LOOPBACK = "127.0.0.1"
 SYNC_WAIT_S = 300.0  # the machine may be loaded; a run takes seconds when it is not
 START_WAIT_S = 120.0
-POLL_S = 0.02  # polling other processes' files; every wait is bounded
 
 
 @dataclass
@@ -83,11 +82,7 @@ def item_files(root: Path) -> dict[str, bytes]:
 
 
 def wait_for(cond: Callable[[], bool], what: str, timeout: float = SYNC_WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(POLL_S)
+    poll_until(cond, what, timeout)
 
 
 def stored_keys(root: Path) -> set[str]:

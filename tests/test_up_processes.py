@@ -8,12 +8,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.nodehelpers import poll_until
 from worksync_p2p import commands
 from worksync_p2p.workspace import init
 
@@ -69,11 +69,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def wait_for(cond: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)  # polling a condition on other processes' files
+    poll_until(cond, what, WAIT_S)
 
 
 def identical(*peers: Peer) -> Callable[[], bool]:
