@@ -631,7 +631,16 @@ async def _first_run_of(root: Path) -> dict[str, str]:
 
 # -- 8. path safety ---------------------------------------------------------------------
 
-UNSAFE_PATHS = ["../escape.md", "/abs.md", ".hidden/x.md", "x.txt", "con.md", "a/../../up.md"]
+UNSAFE_PATHS = [
+    "../escape.md",
+    "/abs.md",
+    ".hidden/x.md",
+    "x.txt",
+    "con.md",
+    "a/../../up.md",
+    "n" * 253 + ".md",  # one byte over NAME_MAX
+    "tab\there.md",
+]
 ITEM = "---\nid: {key}\nstatus: open\n---\nfrom a peer\n"
 
 
@@ -719,6 +728,9 @@ BAD_FILES = {
     "nul-byte": (GOOD.encode() + b"\x00\n", "NUL"),
     "not-utf8": (GOOD.encode() + b"caf\xe9\n", "not UTF-8"),
     "too-big": (GOOD.encode() + b"x" * MAX_BYTES + b"\n", "over the limit"),
+    "duplicate-key": (b"---\nid: item\nstatus: open\nstatus: done\n---\nx\n", "duplicate key"),
+    "non-string-key": (b"---\nid: item\n1: one\n---\nfirst line\n", "non-string key"),
+    "python-tag": (b"---\nid: item\nstatus: !!python/name:os.system x\n---\n", "unsupported"),
 }
 
 
