@@ -717,6 +717,38 @@ def test_a_peer_path_through_a_symlink_creates_no_folder_outside(tmp_path: Path)
     asyncio.run(scenario())
 
 
+def test_a_symlink_made_in_the_workspace_is_not_followed_out_of_it(tmp_path: Path) -> None:
+    """A symlinked file or folder pointing outside is neither read nor synced nor written."""
+
+    async def scenario() -> None:
+        root = tmp_path / "ws"
+        path = copy_corpus(root, TASK)[TASK]
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        secret = outside / "secret.md"
+        secret.write_text("---\nid: secret\nstatus: private\n---\nnot for peers\n")
+        bus = EventBus()
+        tap = EventTap(bus)
+        async with running(root, bus) as node:
+            await tap.wait_for(is_event("created", TASK_ID))
+            os.symlink(secret, root / "link.md")
+            os.symlink(outside, root / "linked")
+            (outside / "inner.md").write_text("---\nid: inner\n---\nalso private\n")
+            # A real save after the links: once it is reported, the links were seen too.
+            save_via_rename(path, set_status("done")(path.read_text()))
+            await tap.wait_for(is_event("modified", TASK_ID))
+            assert await tap.quiet() == []
+            assert [e["event"] for e in tap.seen] == ["created", "modified"]
+            assert len(node.repo) == 1
+            assert TASK_ID in node.repo
+            assert len(node.bridge.disk) == 1
+            assert TASK in node.bridge.disk
+        assert sorted(p.name for p in outside.iterdir()) == ["inner.md", "secret.md"]
+        assert "not for peers" in secret.read_text()
+
+    asyncio.run(scenario())
+
+
 # -- 11. bad files ------------------------------------------------------------------------
 
 MAX_BYTES = 1024
