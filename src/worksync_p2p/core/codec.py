@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from worksync_p2p.core import values, yamlemit, yamlpatch
+from worksync_p2p.core import headmerge, values, yamlemit, yamlpatch
 
 try:
     from yaml import CSafeLoader as _FastLoader
@@ -257,11 +257,14 @@ def _render_head(template: str, fields: dict[str, Any]) -> str:
     try:
         loaded = _load(split.yaml)
     except HeadError:
-        values.check(fields)
-        return _regenerate(split, fields)
+        merged = _merged(split)
+        if merged is None:
+            values.check(fields)
+            return _regenerate(split, fields)
+        split, loaded = merged
     if fields_equal(loaded.fields, fields):
         # Strictly equal to fields that passed values.check, so they pass too.
-        return template
+        return split.opening + split.yaml + split.closing
     values.check(fields)
     if loaded.patchable:
         patched = yamlpatch.patch(split.yaml, loaded.root, loaded.fields, fields, split.newline)
@@ -270,6 +273,18 @@ def _render_head(template: str, fields: dict[str, Any]) -> str:
             if _reads_as(head, fields):
                 return head
     return _regenerate(split, fields)
+
+
+def _merged(split: _Split) -> tuple[_Split, _Loaded] | None:
+    """The template with the duplicate keys a concurrent edit left dropped, if that
+    is what made it unreadable (see :mod:`headmerge`)."""
+    yaml_text = headmerge.drop_duplicate_keys(split.yaml)
+    if yaml_text == split.yaml:
+        return None
+    try:
+        return _Split(split.opening, yaml_text, split.closing), _load(yaml_text)
+    except HeadError:
+        return None
 
 
 def _regenerate(split: _Split, fields: dict[str, Any]) -> str:
