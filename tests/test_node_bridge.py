@@ -194,7 +194,7 @@ def test_a_remote_update_is_written_once_and_its_echo_is_ignored(
                         "event": "modified",
                         "id": TASK_ID,
                         "path": TASK,
-                        "fields": [],
+                        "fields": ["status"],
                         "origin": "peer-b",
                     }
                 ]
@@ -205,6 +205,37 @@ def test_a_remote_update_is_written_once_and_its_echo_is_ignored(
                 assert spy.writes == {TASK: n + 1}
                 assert spy.write_attempts == spy.writes
             assert node.store.load(TASK_ID) is not None
+
+    asyncio.run(scenario())
+
+
+def test_a_peer_claim_concurrent_with_a_save_emits_a_conflict_event(tmp_path: Path) -> None:
+    """The peer's value loses (the save is later), so its file is not touched: the
+    conflict event is what tells a watching UI that two claims met."""
+
+    async def scenario() -> None:
+        root = tmp_path / "ws"
+        path = copy_corpus(root, TASK)[TASK]
+        bus = EventBus()
+        tap = EventTap(bus)
+        async with running(root, bus) as node:
+            await tap.wait_for(is_event("created", TASK_ID))
+            theirs = Remote().edit(node, TASK_ID, set_status("claimed-by-bob"))
+            save_via_rename(path, set_status("claimed-by-alice")(path.read_text()))
+            await tap.wait_for(is_event("modified", TASK_ID))
+            saved = path.read_bytes()
+            node.receive(TASK_ID, theirs, "peer-b")
+            assert tap.drain() == [
+                {
+                    "event": "conflict",
+                    "id": TASK_ID,
+                    "path": TASK,
+                    "fields": ["status"],
+                    "origin": "peer-b",
+                }
+            ]
+            assert path.read_bytes() == saved
+            assert await tap.quiet() == []
 
     asyncio.run(scenario())
 

@@ -299,7 +299,9 @@ def test_a_value_that_lost_without_a_write_stays_a_conflict_after_the_next_save(
     item = bridge.repo.get("t1")
     assert item is not None
     item.apply_remote(update)
-    assert bridge.on_remote("t1", "peer-b") == []  # "mine" is later: the file reads as it
+    # "mine" is later: the file reads as it; what is left to say is the conflict
+    conflict_event = b.ItemEvent("conflict", "t1", "t1.md", ("status",), "peer-b")
+    assert bridge.on_remote("t1", "peer-b") == [b.Emit(conflict_event)]
     bridge.on_file("t1.md", TEXT.replace("todo", "again").encode(), 6000)
     (conflict,) = item.field_conflicts()
     assert conflict.winner.value == '"again"'

@@ -27,7 +27,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from worksync_p2p.core import codec, naming, paths, values
+from worksync_p2p.core import codec, naming, paths
+from worksync_p2p.core.changes import Look, change, changed_fields
 from worksync_p2p.core.itemdoc import ItemDoc
 from worksync_p2p.core.repo import Ingested, Repo
 
@@ -186,6 +187,9 @@ class Bridge:
     seen: dict[str, bytes] = field(default_factory=dict)
     """Items whose file reads as the document, though field values that lost to the
     file's arrived since it was written: key -> the state whose values it showed."""
+    looks: dict[str, Look] = field(default_factory=dict)
+    """Held items about to take a peer's update: what they said before it, so that
+    the event names the fields it changed and the merge decisions it made."""
 
     # -- remote changes arriving ----------------------------------------------
 
@@ -200,6 +204,9 @@ class Bridge:
             state = self.repo.encoded(key)
             if state is not None:
                 self.base[key] = state
+        item = self.repo.get(key)
+        if item is not None and item.alive():
+            self.looks[key] = Look.of(item)
 
     def _remember_base(self, key: str) -> None:
         if key in self.base:
@@ -432,7 +439,7 @@ class Bridge:
         if result.update is not None:
             effects.append(Persist(key, result.update))
             kind = _kind(before, old_path, relpath)
-            changed = _changed_fields(before, parsed.fields or {})
+            changed = changed_fields(before, parsed.fields or {})
             effects.append(Emit(ItemEvent(kind, key, relpath, changed, FILE_ORIGIN)))
         if base is not None:
             # Merged with changes the file had not seen: write the merge back.
@@ -540,6 +547,7 @@ class Bridge:
         """A document changed from elsewhere: the file writes that make disk match it."""
         item = self.repo.get(key)
         old_path = self.path_of(key)
+        look = self.looks.pop(key, None)
         text = item.render() if item is not None else None
         if item is None or text is None:
             return self._remove(key, old_path, origin)
@@ -555,7 +563,8 @@ class Bridge:
             return []
         if self._held_by_another(relpath, key):
             return []
-        return self._write(key, relpath, old_path, text, origin)
+        effects = self._write(key, relpath, old_path, text, origin)
+        return effects if look is None else _told(effects, look, key, item, origin)
 
     def _held_by_another(self, relpath: str, key: str) -> bool:
         """A live item other than ``key`` owns the file; a deleted one yields it."""
@@ -701,17 +710,28 @@ def _closer(text: str, first: bytes, second: bytes) -> bool:
     return likeness(first) > likeness(second)
 
 
+def _told(
+    effects: list[Effect], before: Look, key: str, item: ItemDoc, origin: str
+) -> list[Effect]:
+    """``effects`` with the peer's event naming the fields it changed, and a
+    ``conflict`` event when it made the merge rules decide (also when the file
+    need not change: the value that lost may be the peer's)."""
+    what = change(before, Look.of(item), item)
+    out: list[Effect] = []
+    for effect in effects:
+        if isinstance(effect, Emit) and effect.event.kind in ("modified", "renamed"):
+            event = effect.event
+            out.append(Emit(ItemEvent(event.kind, key, event.path, what.fields, event.origin)))
+        else:
+            out.append(effect)
+    if what.decided:
+        out.append(Emit(ItemEvent("conflict", key, item.path(), what.decided, origin)))
+    return out
+
+
 def _kind(before: dict[str, Any] | None, old_path: str | None, relpath: str) -> EventKind:
     if before is None:
         return "created"
     if old_path is not None and old_path != relpath:
         return "renamed"
     return "modified"
-
-
-def _changed_fields(before: dict[str, Any] | None, after: dict[str, Any]) -> tuple[str, ...]:
-    if before is None:
-        return tuple(after)
-    names = [k for k in after if k not in before or not values.same(before[k], after[k])]
-    names += [k for k in before if k not in after]
-    return tuple(names)

@@ -132,8 +132,13 @@ class FieldIndex:
 
     @classmethod
     def read(cls, fields: Map[Any], active_genesis: str | None) -> FieldIndex:
+        return cls.of(map_items(fields), active_genesis)
+
+    @classmethod
+    def of(cls, cells: Mapping[str, Any], active_genesis: str | None) -> FieldIndex:
+        """The index of cells already read (``map_items``)."""
         index = cls(active_genesis)
-        for key, raw in map_items(fields).items():
+        for key, raw in cells.items():
             try:
                 index._add(key, raw)
             except (ValueError, IndexError, KeyError, TypeError, AttributeError):

@@ -88,8 +88,12 @@ class Register:
     value: Any
 
 
-def _geneses(meta: dict[str, Any]) -> list[str]:
+def geneses_of(meta: dict[str, Any]) -> list[str]:
+    """The seeds named in a read ``meta`` map, oldest first (the last is the item)."""
     return sorted(k.split(":", 1)[1] for k in meta if k.startswith("genesis:"))
+
+
+_geneses = geneses_of
 
 
 def genesis_id(key: str, text: str) -> str:
@@ -193,6 +197,10 @@ class ItemDoc:
     def field_cells(self) -> dict[str, Any]:
         """The raw cells of the ``fields`` map (for a quick "did anything change")."""
         return fields.map_items(self._fields)
+
+    def meta_cells(self) -> dict[str, Any]:
+        """The raw entries of the ``meta`` map."""
+        return fields.map_items(self._meta)
 
     def frontmatter(self) -> dict[str, Any]:
         return fields.resolve(self.field_index())
