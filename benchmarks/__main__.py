@@ -6,11 +6,16 @@ import argparse
 import sys
 import time
 
-from benchmarks import bridge, foundation, peers
+from benchmarks import bridge, discovery, foundation, peers
 from benchmarks.harness import Result, as_json, markdown_table
 from benchmarks.session import Config, Session, progress
 
-CASES = foundation.CASES + bridge.CASES + peers.CASES
+CASES = (
+    foundation.CASES
+    + bridge.CASES
+    + peers.CASES
+    + (foundation.Case("discovery", discovery.discovery_case),)
+)
 
 
 def selected(only: str | None) -> list[foundation.Case]:

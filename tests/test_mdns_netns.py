@@ -13,35 +13,24 @@ skip and say why.
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from benchmarks.netns import Event, Fabric, Lines, Unavailable, stop_process
 from worksync_p2p.adapters import mdns
 from worksync_p2p.workspace import init
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 HELPER = Path(__file__).with_name("mdns_peer.py")
-SUBNET = "10.77.0"
 WAIT_S = 20.0
 POLL_S = 0.005
-IP_TIMEOUT_S = 10.0
-STOP_WAIT_S = 5.0
 GOAL_S = 2.0  # the issue's goal: every peer started -> first file synced
-_fabrics = itertools.count()
-
-Event = dict[str, Any]
 
 
 # -- pure parts (no network) ----------------------------------------------------------
@@ -75,95 +64,20 @@ def test_pick_host_prefers_our_network_and_ipv4() -> None:
     assert mdns.pick_host(["fe80::1"], ours) is None
 
 
-# -- namespaces -------------------------------------------------------------------
-
-
-def ip_cmd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["ip", *args], capture_output=True, text=True, timeout=IP_TIMEOUT_S, check=False
-    )
-
-
-def must(*args: str) -> None:
-    done = ip_cmd(*args)
-    assert done.returncode == 0, f"ip {' '.join(args)}: {done.stderr.strip()}"
-
-
-class Fabric:
-    """``count`` namespaces on one bridge (in a namespace of its own), 10.77.0.11 and up."""
-
-    def __init__(self, count: int) -> None:
-        prefix = f"wsm{os.getpid()}x{next(_fabrics)}"
-        self.switch = f"{prefix}sw"
-        self.names = [f"{prefix}n{i}" for i in range(count)]
-        self.addresses = [f"{SUBNET}.{11 + i}" for i in range(count)]
-        self.created: list[str] = []
-        self.processes: list[subprocess.Popen[str]] = []
-
-    def build(self) -> None:
-        for name in (self.switch, *self.names):
-            self._add(name)
-        sw = self.switch
-        must("-n", sw, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
-        must("-n", sw, "link", "set", "br0", "up")
-        for i, (name, address) in enumerate(zip(self.names, self.addresses, strict=True)):
-            port = f"p{i}"
-            must(
-                "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", name
-            )
-            must("-n", sw, "link", "set", port, "master", "br0")
-            must("-n", sw, "link", "set", port, "up")
-            must("-n", name, "link", "set", "lo", "up")
-            must("-n", name, "addr", "add", f"{address}/24", "dev", "eth0")
-            must("-n", name, "link", "set", "eth0", "multicast", "on")
-            must("-n", name, "link", "set", "eth0", "up")
-
-    def _add(self, name: str) -> None:
-        try:
-            done = ip_cmd("netns", "add", name)
-        except FileNotFoundError:
-            pytest.skip("no `ip` command: cannot create network namespaces")
-        if done.returncode != 0:
-            pytest.skip(f"cannot create network namespaces: {done.stderr.strip()}")
-        self.created.append(name)
-
-    def spawn(self, index: int, *args: str, stderr: Path) -> subprocess.Popen[str]:
-        command = ["ip", "netns", "exec", self.names[index], sys.executable, str(HELPER), *args]
-        with stderr.open("w") as err:
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True)
-        self.processes.append(process)
-        return process
-
-    def close(self) -> None:
-        for process in self.processes:
-            stop_process(process)
-        for name in reversed(self.created):
-            ip_cmd("netns", "del", name)
-        self.created.clear()
-
-
-def stop_process(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_WAIT_S)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=STOP_WAIT_S)
-    if process.stdout is not None:
-        process.stdout.close()
+# -- namespaces (benchmarks/netns.py builds them; the discovery benchmark shares it) --
 
 
 @pytest.fixture
 def fabric() -> Iterator[Callable[[int], Fabric]]:
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
     made: list[Fabric] = []
 
     def make(count: int) -> Fabric:
         built = Fabric(count)
         made.append(built)
-        built.build()
+        try:
+            built.build()
+        except Unavailable as why:
+            pytest.skip(str(why))
         return built
 
     try:
@@ -182,23 +96,11 @@ class NodeProcess:
     def __init__(self, fabric: Fabric, index: int, root: Path) -> None:
         self.root = root
         self.log = root.parent / f"{root.name}.stderr"
-        self.process = fabric.spawn(
-            index, "node", str(root), fabric.addresses[index], stderr=self.log
-        )
-        self.events: list[Event] = []
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._lock:
-                self.events.append(json.loads(line))
+        command = [sys.executable, str(HELPER), "node", str(root), fabric.addresses[index]]
+        self.lines = Lines(fabric.spawn(index, command, stderr=self.log), time.monotonic)
 
     def find(self, kind: str) -> list[Event]:
-        with self._lock:
-            return [e for e in self.events if e["event"] == kind]
+        return self.lines.find(kind)
 
     def stderr_tail(self) -> str:
         return self.log.read_text()[-2000:] if self.log.exists() else ""
@@ -351,7 +253,8 @@ def test_discovery_ignores_other_workspaces_and_malformed_txt(
     fabric: Callable[[int], Fabric], tmp_path: Path
 ) -> None:
     net = fabric(1)
-    process = net.spawn(0, "discover", net.addresses[0], stderr=tmp_path / "discover.stderr")
+    command = [sys.executable, str(HELPER), "discover", net.addresses[0]]
+    process = net.spawn(0, command, stderr=tmp_path / "discover.stderr")
     try:
         out, _ = process.communicate(timeout=WAIT_S + 10)
     finally:
