@@ -8,7 +8,8 @@ import re
 import pytest
 
 from tests.core.replicas import Replica, seed
-from worksync_p2p.core.headmerge import drop_duplicate_keys
+from worksync_p2p.core import codec
+from worksync_p2p.core.headmerge import drop_duplicate_keys, drop_unreadable_entries
 
 HEAD = """id: t1
 # who works on it
@@ -78,3 +79,41 @@ def test_concurrent_edits_of_a_nested_field_keep_the_rest() -> None:
     a.receive(from_b)
     b.receive(from_a)
     assert a.item.render() == b.item.render() == TEXT.replace("parent: p1", "parent: p3")
+
+
+def test_an_entry_that_no_longer_reads_is_dropped_with_stray_lines() -> None:
+    merged = HEAD.replace('tags: [a, "b c"]\n', "tags: [] [x]\n").replace(
+        "    - r1\n", "    - r1\nr2  - r3\n"
+    )
+    assert drop_unreadable_entries(merged) == HEAD.replace('tags: [a, "b c"]\n', "")
+
+
+@pytest.mark.parametrize(
+    ("merged", "tags"),
+    [
+        # the same key twice: the first line stays, in its own style
+        ('tags: [a, "b c"]\ntags: [a]\n', "tags: [a, z]\n"),
+        # two flow-list edits interleaved, or a block item under a flow list: the
+        # entry is written again, in the default style, where it stood
+        ("tags: [] [x]\n", "tags:\n  - a\n  - z\n"),
+        ('tags: [a, "b c"]\n  - stray\n', "tags:\n  - a\n  - z\n"),
+    ],
+    ids=["duplicate", "interleaved", "stray"],
+)
+def test_a_mended_template_keeps_every_other_line_and_the_key_in_place(
+    merged: str, tags: str
+) -> None:
+    template = "---\n" + HEAD.replace('tags: [a, "b c"]\n', merged) + "---\n"
+    fields = codec.parse(TEXT.encode(), "t1.md").fields
+    assert fields is not None
+    rendered = codec.render_head(template, {**fields, "tags": ["a", "z"]})
+    assert rendered == "---\n" + HEAD.replace('tags: [a, "b c"]\n', tags) + "---\n"
+
+
+def test_a_key_missing_from_the_template_goes_back_where_its_order_puts_it() -> None:
+    template = "---\nid: x\n# about the status\nstatus: open  # c\nassignee: nobody\n---\n"
+    fields = {"id": "x", "status": "open", "tags": ["a"], "assignee": "nobody", "last": 1}
+    assert codec.render_head(template, fields) == (
+        "---\nid: x\n# about the status\nstatus: open  # c\ntags:\n  - a\n"
+        "assignee: nobody\nlast: 1\n---\n"
+    )

@@ -276,9 +276,9 @@ def _render_head(template: str, fields: dict[str, Any]) -> str:
 
 
 def _merged(split: _Split) -> tuple[_Split, _Loaded] | None:
-    """The template with the duplicate keys a concurrent edit left dropped, if that
-    is what made it unreadable (see :mod:`headmerge`)."""
-    yaml_text = headmerge.drop_duplicate_keys(split.yaml)
+    """The template without what a concurrent edit left unreadable, if that is
+    what made it unreadable (see :mod:`headmerge`)."""
+    yaml_text = headmerge.mend(split.yaml)
     if yaml_text == split.yaml:
         return None
     try:

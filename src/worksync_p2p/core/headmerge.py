@@ -1,14 +1,21 @@
-"""Undo the one thing a character merge does to a YAML head that YAML refuses.
+"""Mend a YAML head template that a character merge left unreadable.
 
-Two peers that set one field at once each rewrite its line of the head
-template (the frontmatter as written, a Y.Text). The merge keeps both new
-lines, so the template names the key twice; YAML refuses a duplicate key, and
-without this the render would regenerate the whole frontmatter, dropping
-comments, quoting and list styles nobody changed. The field's value is decided
-by the merge rules, not by the template; the template only lends the line its
-spelling, so all but the first line of a duplicated key are dropped, and the
-patcher then writes the winning value into the line that stays. Every peer
-holds the same merged template, so every peer drops the same lines.
+The head template is the frontmatter as written (a Y.Text): it lends each
+field its spelling, while the values come from the merge rules. Two peers
+editing one field at once each rewrite its line, and the character merge keeps
+both: the key appears twice (YAML refuses that), or two edits of one flow list
+interleave into something that is not YAML at all (``tags: [] []``), or a
+line loses its line break to a neighbour's. Without this, the render would
+regenerate the whole frontmatter, dropping comments, quoting and list styles
+nobody changed. Instead:
+
+1. all but the first entry of a duplicated key are dropped (at any depth);
+2. a top-level entry that does not read as one mapping entry on its own is
+   dropped, with any stray line at column 0;
+
+and the patcher then writes the wanted value of every dropped key back in
+its own style, leaving every other line alone. Every peer holds the same
+merged template, so every peer drops the same lines.
 
 Line-based and conservative: a line dropped by mistake (a look-alike inside a
 multi-line scalar) makes the render read back wrong, and the caller then
@@ -19,12 +26,52 @@ from __future__ import annotations
 
 import re
 
+import yaml as pyyaml
+
 # A block-mapping key at the start of a line: plain, or single/double quoted.
 _KEY = re.compile(
     r"(?P<indent> *)(?P<key>\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*'|[^\s#'\"?:\-{\[][^#]*?)"
     r"[ \t]*:(?:[ \t]+(?P<value>[^\n]*)|[ \t]*\r?\n|$)"
 )
 _BLOCK_SCALAR = re.compile(r"[|>][-+0-9]*[ \t]*(#.*)?\r?\n?$")
+
+
+def mend(yaml: str) -> str:
+    """``yaml`` without duplicate keys and without top-level entries that do not read."""
+    return drop_unreadable_entries(drop_duplicate_keys(yaml))
+
+
+def drop_unreadable_entries(yaml: str) -> str:
+    """Only the top-level entries (with their lines below) that read on their own."""
+    kept: list[str] = []
+    for chunk in _top_level_chunks(yaml):
+        first = chunk[0]
+        if not first.strip() or first.startswith("#") or _reads_as_one_entry("".join(chunk)):
+            kept += chunk
+    return "".join(kept)
+
+
+def _top_level_chunks(yaml: str) -> list[list[str]]:
+    """Lines grouped by the column-0 line they follow (blank and comment lines alone)."""
+    chunks: list[list[str]] = []
+    for line in yaml.splitlines(keepends=True):
+        lone = not line.strip() or line.startswith("#")
+        if chunks and not lone and line[:1] in (" ", "\t"):
+            chunks[-1].append(line)
+        else:
+            chunks.append([line])
+    return chunks
+
+
+def _reads_as_one_entry(text: str) -> bool:
+    try:
+        data = pyyaml.load(text, Loader=_LOADER)
+    except pyyaml.YAMLError:
+        return False
+    return isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data)), str)
+
+
+_LOADER = getattr(pyyaml, "CSafeLoader", pyyaml.SafeLoader)
 
 
 def drop_duplicate_keys(yaml: str) -> str:

@@ -151,10 +151,27 @@ class _Patcher:
                 self.remove(entry)
             elif not equal(old[entry.key], new[entry.key]):
                 self.change(entry, old[entry.key], new[entry.key])
-        added = {key: value for key, value in new.items() if key not in old}
-        if added:
-            at = self.regions(entries[-1]).body_end
-            self.edit(at, at, self.lines(yamlemit.mapping_lines(added, entries[0].column)))
+        if any(key not in old for key in new):
+            self.add(entries, old, new)
+
+    def add(self, entries: list[_Entry], old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Each new key goes in before the kept key that follows it in ``new``, or last.
+
+        A key is new also when a mended template lost its line (see headmerge):
+        put back where it stood, it leaves the order of the file as it was.
+        """
+        by_key = {entry.key: entry for entry in entries}
+        end = self.regions(entries[-1]).body_end
+        column = entries[0].column
+        keys = list(new)
+        for index, key in enumerate(keys):
+            if key in old:
+                continue
+            following = next((by_key[k] for k in keys[index + 1 :] if k in old), None)
+            at = end
+            if following is not None and following.start == _line_start(self.text, following.start):
+                at = following.start
+            self.edit(at, at, self.lines(yamlemit.entry_lines(key, new[key], column)))
 
     def entries(self, node: Node) -> list[_Entry]:
         if not _is_block(node, MappingNode) or not node.value:
