@@ -117,3 +117,17 @@ def test_a_key_missing_from_the_template_goes_back_where_its_order_puts_it() -> 
         "---\nid: x\n# about the status\nstatus: open  # c\ntags:\n  - a\n"
         "assignee: nobody\nlast: 1\n---\n"
     )
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        "---\nid: x\n# kept\ntags:\n  - a\nb---\n",  # the last line ran into the closing line
+        "---\nid: x\n# kept\ntags:\n  - a\n  - b\n--",  # the closing line lost a character
+        "---\nid: x\n# kept\ntags:\n  - a\n  - b\n---\nstray text\n",  # text after it
+    ],
+    ids=["run-into", "short", "trailing"],
+)
+def test_a_head_damaged_at_its_closing_line_keeps_its_lines(damaged: str) -> None:
+    fields = {"id": "x", "tags": ["a", "b"]}
+    assert codec.render_head(damaged, fields) == "---\nid: x\n# kept\ntags:\n  - a\n  - b\n---\n"

@@ -52,6 +52,7 @@ _PLAIN_TAGS: dict[str, str] = {}
 
 _OPEN = re.compile(r"\ufeff?---[ \t]*(\r?\n)")
 _CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
+_DAMAGED_CLOSE = re.compile(r"-{1,3}[ \t]*(?:\r?\n)?\Z")
 _BLOCK_PREFIX = re.compile(r"^[ \-?:]*", re.MULTILINE)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -252,8 +253,10 @@ def render_head(template: str, fields: dict[str, Any] | None) -> str:
 def _render_head(template: str, fields: dict[str, Any]) -> str:
     split = _split(template) if template else None
     if split is None or split.opening + split.yaml + split.closing != template:
-        values.check(fields)
-        return _regenerate(_Split("---\n", "", "---\n"), fields)
+        split = _salvaged(template)
+        if split is None:
+            values.check(fields)
+            return _regenerate(_Split("---\n", "", "---\n"), fields)
     try:
         loaded = _load(split.yaml)
     except HeadError:
@@ -273,6 +276,29 @@ def _render_head(template: str, fields: dict[str, Any]) -> str:
             if _reads_as(head, fields):
                 return head
     return _regenerate(split, fields)
+
+
+def _salvaged(template: str) -> _Split | None:
+    """The head a merge damaged at its closing line, as well as it can be told.
+
+    A file's head always splits cleanly (it was read that way), so a template
+    that does not comes from concurrent edits near its end: the last line ran
+    into the closing ``---`` (``m9---``), the closing line lost characters
+    (``--``), or text follows it. The YAML part is kept and a closing line
+    put back; :func:`_merged` then mends what does not read.
+    """
+    opening = _OPEN.match(template)
+    if opening is None:
+        return None
+    newline = opening.group(1)
+    rest = template[opening.end() :]
+    closing = _CLOSE.search(rest)
+    if closing is not None:
+        return _Split(opening.group(0), rest[: closing.start()], "---" + newline)
+    yaml_text = _DAMAGED_CLOSE.sub("", rest)
+    if yaml_text and not yaml_text.endswith("\n"):
+        yaml_text += newline
+    return _Split(opening.group(0), yaml_text, "---" + newline)
 
 
 def _merged(split: _Split) -> tuple[_Split, _Loaded] | None:
