@@ -220,6 +220,12 @@ def test_b23_a_word_replaced_by_a_similar_one_is_not_built_around_shared_letters
     _bug(18, 5, 40)
 
 
+def test_b24_a_fork_does_not_set_a_cell_the_peer_set_since_its_base() -> None:
+    """The re-created old file of a peer's rename, merged from its old base, set the title
+    cell of the peer again; the peer had set it since: Yjs kept one value by client id."""
+    _bug(21, 5, 30)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 
