@@ -226,6 +226,29 @@ def test_b24_a_fork_does_not_set_a_cell_the_peer_set_since_its_base() -> None:
     _bug(21, 5, 30)
 
 
+def test_b25_the_old_file_of_a_peer_rename_back_from_a_recreate_save_is_merged() -> None:
+    """Seen missing by the removal, then back: taken for the user's moved copy, it stayed
+    tracked beside the item's file when the item's own save took it back: an extra file."""
+    _bug(21, 5, 46)
+
+
+def test_b26_a_half_saved_old_file_of_a_rename_merges_from_its_own_state() -> None:
+    """Its save landed after writes of the new file had replaced the item's base: the
+    diff from a state it never showed deleted a peer's line."""
+    _bug(21, 5, 49)
+
+
+def test_b27_a_file_the_item_moved_back_to_takes_it_from_the_other_file() -> None:
+    """The other file stayed tracked; its refused removal then used the wrong base. (Passes
+    on the code before B25 too, where this path was not reached; fails with B25-B26 alone.)"""
+    _bug(166, 5, 100)
+
+
+def test_b28_a_file_back_at_a_departed_path_is_not_deleted_by_an_old_grace() -> None:
+    """Fails with B25-B27 alone (B25 made this path reachable)."""
+    _bug(166, 5, 70)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 
