@@ -249,6 +249,12 @@ def test_b28_a_file_back_at_a_departed_path_is_not_deleted_by_an_old_grace() -> 
     _bug(166, 5, 70)
 
 
+def test_b29_a_save_re_creating_a_file_after_its_delete_merges_from_its_base() -> None:
+    """The grace ran out as the last of several re-creating saves landed; the delete lost to
+    a peer's claim, and the save, ingested without a base, replaced that claim."""
+    _bug(151, 5, 47)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

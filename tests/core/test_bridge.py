@@ -386,6 +386,31 @@ def test_a_half_saved_old_file_where_the_item_moved_back_takes_the_item_from_the
     assert [relpath for relpath, _ in bridge.disk.items()] == ["t1.md"]
 
 
+def test_a_save_that_re_creates_a_file_its_delete_grace_missed_merges_from_its_base() -> None:
+    """CI seed 151 (5 x 47): saves by delete-and-recreate in a row, each seen missing by
+    the watcher; the grace ran out and the delete, made from the base, lost to a peer's
+    edit, so the file was written back, refused: the last save had re-created it. That
+    save was ingested against the document and replaced the peer's claim (no conflict)."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", None, 2000) == []
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("status: todo", "status: peer"))
+    assert bridge.on_remote("t1", "peer-b") == []  # awaits the grace
+    effects = bridge.tick(2000 + bridge.delete_grace_ms)
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert (write.relpath, write.expect) == ("t1.md", None)
+    bridge.write_refused(write.relpath, write.key, write.expect)  # the save re-created it
+    saved = LINES.replace("status: todo", "status: mine").replace("line 0", "line 0 mine")
+    bridge.on_file("t1.md", saved.encode(), 4000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.alive()
+    (conflict,) = item.field_conflicts()
+    assert conflict.winner.value == '"mine"'
+    assert [c.value for c in conflict.losers] == ['"peer"']
+
+
 def test_the_half_saved_file_we_wrote_giving_way_to_the_users_copy_merges_from_its_state() -> None:
     """CI seed 166 (5 x 100): the user moved the old file of a peer's rename while we wrote
     the new one, and was saving ours in place when their copy turned up. Ours gave way;

@@ -519,12 +519,17 @@ class Bridge:
         if record is None:
             return []
         effects: list[Effect] = [Untracked(relpath)]
+        base = self.base.get(record.key)
         effects += self._delete_item(record.key, relpath, now_ms, FILE_ORIGIN)
         effects += [Reread(p) for p, k in sorted(self.duplicates.items()) if k == record.key]
         item = self.repo.get(record.key)
         if item is not None and item.alive():
             # A peer edited the item after the file was last in sync: the edit
-            # wins over the delete, and the file comes back with it.
+            # wins over the delete, and the file comes back with it. A save that
+            # re-creates the file first (the end of a delete-and-recreate save
+            # the grace missed) was made on the base: it merges from there.
+            if base is not None:
+                self.base[record.key] = base
             effects += self.on_remote(record.key, FILE_ORIGIN)
         return effects
 
