@@ -28,18 +28,11 @@ CI_OPS = 100
 SOAK_SEEDS = range(10_000, 10_600)
 
 KNOWN_FAILING: dict[int, tuple[str, ...]] = {
-    21: ("lost-edit",),
-    27: ("duplicated",),
-    31: ("lost-edit",),
-    33: ("diverged",),
     56: ("diverged",),
-    151: ("lost-edit",),
-    152: ("lost-edit",),
     158: ("lost-edit",),
     167: ("duplicated",),
-    198: ("diverged",),
 }
-"""Seed -> what it reports today (B1-B23 are fixed; these are open)."""
+"""Seed -> what it reports today (B1-B30 are fixed; these are open)."""
 
 
 @pytest.fixture(autouse=True)
@@ -253,6 +246,18 @@ def test_b29_a_save_re_creating_a_file_after_its_delete_merges_from_its_base() -
     """The grace ran out as the last of several re-creating saves landed; the delete lost to
     a peer's claim, and the save, ingested without a base, replaced that claim."""
     _bug(151, 5, 47)
+
+
+def test_b30_an_empty_file_confirmed_while_missing_is_no_longer_confirmed() -> None:
+    """The reread at the end of the empty grace found the file missing; the mark stayed, and
+    a later save's truncate was taken for an emptied file: the item deleted and re-created."""
+    _bug(151, 5, 79)
+
+
+def test_b30_three_peers_a_grace_begun_before_the_file_went_missing_ends_for_it() -> None:
+    """The first truncate's grace ran on across a missing file and ended at a later
+    truncate: the still-empty file counted as emptied, and the item was rewritten."""
+    _bug(27, 3, 52)
 
 
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:

@@ -465,3 +465,32 @@ def test_a_file_back_at_the_old_path_of_a_move_is_not_deleted_when_its_old_grace
     assert item is not None
     assert item.alive()
     assert bridge.path_of("t1") == "t1.md"
+
+
+def test_an_empty_file_confirmed_while_missing_does_not_make_the_next_truncate_emptied() -> None:
+    """CI seed 151 (5 x 79): the empty-file grace ended while the file was missing (a
+    delete-and-recreate save had followed the in-place one); the reread found it gone,
+    but the file stayed "confirmed empty". Saves went on; the truncate of a later
+    in-place save was taken for a file the user emptied: the item was deleted, a
+    path-keyed one created, and the landed save re-created the item without its edits."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", b"", 2000) == []
+    assert bridge.tick(2000 + bridge.empty_grace_ms) == [b.Reread("t1.md")]
+    assert bridge.on_file("t1.md", None, 2100) == []  # the reread: missing now
+    assert bridge.on_file("t1.md", b"", 2200) == []  # back, and truncated by the next save
+    assert bridge.repo.get("t1") is not None
+    assert bridge.path_of("t1") == "t1.md"
+
+
+def test_a_truncate_after_the_file_went_missing_waits_a_grace_of_its_own() -> None:
+    """Seed 27 (3 x 52): an in-place save seen at its truncate, then a delete-and-recreate
+    save seen missing, then the truncate of a third save: the grace of the first truncate
+    was still running and ended at once; the file, still empty, was taken as emptied."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", b"", 2000) == []
+    assert bridge.on_file("t1.md", None, 2030) == []
+    assert bridge.on_file("t1.md", b"", 2090) == []
+    assert bridge.tick(2000 + bridge.empty_grace_ms) == []
+    assert bridge.tick(2090 + bridge.empty_grace_ms) == [b.Reread("t1.md")]

@@ -285,6 +285,11 @@ class Bridge:
             # There: not gone (the old file of a move too, merged below and perhaps
             # tracked again, must not be deleted when a grace started earlier ends).
             self.pending_delete.pop(relpath, None)
+        if data != b"":
+            # Missing or full: the empty file a grace was about is gone; the next
+            # truncate of a save is a new one, with a grace of its own.
+            self.confirmed_empty.discard(relpath)
+            self.suspect_empty.pop(relpath, None)
         left = self._left_file(relpath, data, now_ms)
         if left is not None:
             return left
