@@ -260,6 +260,11 @@ def test_b30_three_peers_a_grace_begun_before_the_file_went_missing_ends_for_it(
     _bug(27, 3, 52)
 
 
+def test_b31_the_file_we_wrote_moved_by_the_user_beside_their_own_copy_goes() -> None:
+    """Their copy took the item; ours, moved unchanged, was a second file for the id."""
+    _bug(166, 4, 42)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

@@ -494,3 +494,23 @@ def test_a_truncate_after_the_file_went_missing_waits_a_grace_of_its_own() -> No
     assert bridge.on_file("t1.md", b"", 2090) == []
     assert bridge.tick(2000 + bridge.empty_grace_ms) == []
     assert bridge.tick(2090 + bridge.empty_grace_ms) == [b.Reread("t1.md")]
+
+
+def test_the_file_we_wrote_moved_by_the_user_beside_their_own_copy_goes() -> None:
+    """Seed 166 (4 x 42): the user moved the old file of a peer's rename, and then the
+    file we wrote for the rename too. Their copy took the item; ours, moved unchanged,
+    was a second file for the id, never synced. It holds nothing the item lacks."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES, path="moved.md")
+    (write,) = [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)]
+    bridge.wrote("t1", "moved.md")
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user moved it
+    assert bridge.on_file("moved.md", None, 2010) == []  # and then ours
+    users = LINES.replace("line 0", "line 0 user")
+    bridge.on_file("user.md", users.encode(), 2020)
+    effects = bridge.on_file("mine.md", write.text.encode(), 2020)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["mine.md"]
+    assert bridge.path_of("t1") == "user.md"

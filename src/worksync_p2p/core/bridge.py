@@ -414,6 +414,12 @@ class Bridge:
         if owner is not None and owner != relpath and owner not in self.pending_delete:
             ours = self.base.get(key) or self.repo.encoded(key)  # what the file we wrote shows
             if not self._ours_to_yield(key, owner):
+                stray = self.strays.get(key)
+                if stray is not None and stray[0] == digest:
+                    # Exactly the file we wrote, moved by the user as their own copy took
+                    # the item: it holds nothing the item lacks. It goes.
+                    del self.strays[key]
+                    return [RemoveFile(relpath, digest, key)]
                 self.duplicates[relpath] = key
                 return self._report(relpath, f"id {key!r} is already used by {owner}; not synced")
             # The user moved the file while a peer's rename was being written:
