@@ -28,18 +28,11 @@ CI_OPS = 100
 SOAK_SEEDS = range(10_000, 10_600)
 
 KNOWN_FAILING: dict[int, tuple[str, ...]] = {
-    21: ("lost-edit",),
-    27: ("duplicated",),
-    31: ("lost-edit",),
-    33: ("diverged",),
     56: ("diverged",),
-    151: ("lost-edit",),
-    152: ("lost-edit",),
     158: ("lost-edit",),
     167: ("duplicated",),
-    198: ("diverged",),
 }
-"""Seed -> what it reports today (B1-B23 are fixed; these are open)."""
+"""Seed -> what it reports today (B1-B30 are fixed; these are open)."""
 
 
 @pytest.fixture(autouse=True)
@@ -218,6 +211,58 @@ def test_b22_a_render_is_not_taken_from_the_cache_of_another_content() -> None:
 def test_b23_a_word_replaced_by_a_similar_one_is_not_built_around_shared_letters() -> None:
     """B18 with similar words: ``mike m00008z`` kept the ``m0000`` of ``delta m00004z``."""
     _bug(18, 5, 40)
+
+
+def test_b24_a_fork_does_not_set_a_cell_the_peer_set_since_its_base() -> None:
+    """The re-created old file of a peer's rename, merged from its old base, set the title
+    cell of the peer again; the peer had set it since: Yjs kept one value by client id."""
+    _bug(21, 5, 30)
+
+
+def test_b25_the_old_file_of_a_peer_rename_back_from_a_recreate_save_is_merged() -> None:
+    """Seen missing by the removal, then back: taken for the user's moved copy, it stayed
+    tracked beside the item's file when the item's own save took it back: an extra file."""
+    _bug(21, 5, 46)
+
+
+def test_b26_a_half_saved_old_file_of_a_rename_merges_from_its_own_state() -> None:
+    """Its save landed after writes of the new file had replaced the item's base: the
+    diff from a state it never showed deleted a peer's line."""
+    _bug(21, 5, 49)
+
+
+def test_b27_a_file_the_item_moved_back_to_takes_it_from_the_other_file() -> None:
+    """The other file stayed tracked; its refused removal then used the wrong base. (Passes
+    on the code before B25 too, where this path was not reached; fails with B25-B26 alone.)"""
+    _bug(166, 5, 100)
+
+
+def test_b28_a_file_back_at_a_departed_path_is_not_deleted_by_an_old_grace() -> None:
+    """Fails with B25-B27 alone (B25 made this path reachable)."""
+    _bug(166, 5, 70)
+
+
+def test_b29_a_save_re_creating_a_file_after_its_delete_merges_from_its_base() -> None:
+    """The grace ran out as the last of several re-creating saves landed; the delete lost to
+    a peer's claim, and the save, ingested without a base, replaced that claim."""
+    _bug(151, 5, 47)
+
+
+def test_b30_an_empty_file_confirmed_while_missing_is_no_longer_confirmed() -> None:
+    """The reread at the end of the empty grace found the file missing; the mark stayed, and
+    a later save's truncate was taken for an emptied file: the item deleted and re-created."""
+    _bug(151, 5, 79)
+
+
+def test_b30_three_peers_a_grace_begun_before_the_file_went_missing_ends_for_it() -> None:
+    """The first truncate's grace ran on across a missing file and ended at a later
+    truncate: the still-empty file counted as emptied, and the item was rewritten."""
+    _bug(27, 3, 52)
+
+
+def test_b31_the_file_we_wrote_moved_by_the_user_beside_their_own_copy_goes() -> None:
+    """Their copy took the item; ours, moved unchanged, was a second file for the id."""
+    _bug(166, 4, 42)
 
 
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:

@@ -306,3 +306,213 @@ def test_a_value_that_lost_without_a_write_stays_a_conflict_after_the_next_save(
     (conflict,) = item.field_conflicts()
     assert conflict.winner.value == '"again"'
     assert [c.value for c in conflict.losers] == ['"theirs"']
+
+
+def test_the_old_file_of_a_peer_rename_back_from_a_recreate_save_is_merged_then_removed() -> None:
+    """CI seed 21 (5 x 46): a delete-and-recreate save of t1.md was half-way when a peer's
+    rename landed, so removing t1.md found it missing; the file we wrote at the new path
+    was then being saved in place. The recreated t1.md was taken for the user's moved
+    copy: the new file gave way to it, the in-place save landed after, and the item
+    ended with two files, t1.md never removed."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.on_file("t1.md", None, 2000)  # the delete of the user's save
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES, path="moved.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    assert [e.relpath for e in effects if isinstance(e, b.WriteFile)] == ["moved.md"]
+    bridge.wrote("t1", "moved.md")
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2010) == []  # found missing
+    assert bridge.on_file("moved.md", b"", 2020) == []  # the truncate of an in-place save
+    recreated = LINES.replace("line 0", "line 0 recreated")
+    effects = bridge.on_file("t1.md", recreated.encode(), 2030)
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    assert not [e for e in effects if isinstance(e, b.WriteFile)]  # moved.md is mid-save
+    bridge.removed("t1.md", "t1")
+    in_place = LINES.replace("line 3", "line 3 in place")
+    effects = bridge.on_file("moved.md", in_place.encode(), 2040)
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert write.relpath == "moved.md"
+    assert write.text == recreated.replace("line 3", "line 3 in place")
+    assert [relpath for relpath, _ in bridge.disk.items()] == ["moved.md"]
+
+
+def _rename_during_in_place_save(bridge: b.Bridge) -> None:
+    """t1.md is half-way through an in-place save (empty) when a peer renames the item:
+    the new file is written, the removal of t1.md is refused, t1.md is a leftover."""
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", b"", 2000) == []
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES, path="moved.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    assert [e.relpath for e in effects if isinstance(e, b.WriteFile)] == ["moved.md"]
+    bridge.wrote("t1", "moved.md")
+    assert bridge.on_remove_refused("t1.md", "t1", b"", 2010) == []
+
+
+def test_the_half_saved_old_file_of_a_rename_keeps_its_base_past_writes_of_the_new_one() -> None:
+    """CI seed 21 (5 x 49): after a peer's rename, the old file was half-way through an
+    in-place save; a later peer edit written to the new file dropped the item's base,
+    the next update took a newer one, and the save, landing, was merged from a state it
+    never showed: it deleted the line that peer had added."""
+    bridge = make_bridge()
+    _rename_during_in_place_save(bridge)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 1", "line 1 peer"), path="moved.md")
+    (write,) = [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)]
+    bridge.wrote("t1", write.relpath)
+    bridge.before_remote("t1")  # a third update: the item's base is now the newer state
+    _remote_edit(bridge, LINES.replace("line 1", "line 1 peer").replace("line 2", "line 2 b"))
+    saved = LINES.replace("line 0", "line 0 user")
+    bridge.on_file("t1.md", saved.encode(), 2050)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert "line 0 user\nline 1 peer\nline 2 b\n" in text
+
+
+def test_a_half_saved_old_file_where_the_item_moved_back_takes_the_item_from_the_new_one() -> None:
+    """CI seed 21 (5 x 49): while the old file of a peer's rename was half-saved, a
+    concurrent rename back to its path won; the landed save made the old path the item's
+    file, and the file at the new path stayed, tracked, never removed: two files."""
+    bridge = make_bridge()
+    _rename_during_in_place_save(bridge)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES, path="t1.md")  # the path wins back (an older state: t1.md)
+    assert [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)] == []
+    saved = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("t1.md", saved.encode(), 2050)
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["moved.md"]
+    bridge.removed("moved.md", "t1")
+    assert [relpath for relpath, _ in bridge.disk.items()] == ["t1.md"]
+
+
+def test_a_save_that_re_creates_a_file_its_delete_grace_missed_merges_from_its_base() -> None:
+    """CI seed 151 (5 x 47): saves by delete-and-recreate in a row, each seen missing by
+    the watcher; the grace ran out and the delete, made from the base, lost to a peer's
+    edit, so the file was written back, refused: the last save had re-created it. That
+    save was ingested against the document and replaced the peer's claim (no conflict)."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", None, 2000) == []
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("status: todo", "status: peer"))
+    assert bridge.on_remote("t1", "peer-b") == []  # awaits the grace
+    effects = bridge.tick(2000 + bridge.delete_grace_ms)
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert (write.relpath, write.expect) == ("t1.md", None)
+    bridge.write_refused(write.relpath, write.key, write.expect)  # the save re-created it
+    saved = LINES.replace("status: todo", "status: mine").replace("line 0", "line 0 mine")
+    bridge.on_file("t1.md", saved.encode(), 4000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.alive()
+    (conflict,) = item.field_conflicts()
+    assert conflict.winner.value == '"mine"'
+    assert [c.value for c in conflict.losers] == ['"peer"']
+
+
+def test_the_half_saved_file_we_wrote_giving_way_to_the_users_copy_merges_from_its_state() -> None:
+    """CI seed 166 (5 x 100): the user moved the old file of a peer's rename while we wrote
+    the new one, and was saving ours in place when their copy turned up. Ours gave way;
+    its removal found it half-saved (a leftover), kept with the user's copy's state, and
+    the landed save, diffed from that state, undid the copy's edit and doubled the peer's."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 1", "line 1 peer"), path="moved.md")
+    bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", "moved.md")
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user moved it
+    assert bridge.on_file("moved.md", b"", 2010) == []  # and is saving ours in place
+    users = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("user.md", users.encode(), 2020)
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["moved.md"]
+    for effect in effects:
+        if isinstance(effect, b.WriteFile):
+            bridge.wrote(effect.key, effect.relpath)
+    assert bridge.on_remove_refused("moved.md", "t1", b"", 2030) == []  # half-saved
+    ours = LINES.replace("line 1", "line 1 peer").replace("line 3", "line 3 ours")
+    bridge.on_file("moved.md", ours.encode(), 2040)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert text.endswith("---\nline 0 user\nline 1 peer\nline 2\nline 3 ours\n")
+
+
+def test_a_file_back_at_the_old_path_of_a_move_is_not_deleted_when_its_old_grace_ends() -> None:
+    """CI seed 166 (5 x 70): t1.md, missing half-way through a delete-and-recreate save,
+    was the old path of a peer's rename; a rename back to it won, and the landed save made
+    it the item's file again. Its pending delete, left from before, was still due."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", None, 2000) == []
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES, path="moved.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    assert [e.relpath for e in effects if isinstance(e, b.WriteFile)] == ["moved.md"]
+    bridge.wrote("t1", "moved.md")
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2010) == []
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES, path="t1.md")  # a concurrent rename back wins
+    assert bridge.on_remote("t1", "peer-b") == []  # t1.md awaits its grace
+    saved = LINES.replace("line 0", "line 0 saved")
+    effects = bridge.on_file("t1.md", saved.encode(), 2020)
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["moved.md"]
+    bridge.removed("moved.md", "t1")
+    assert bridge.tick(2000 + bridge.delete_grace_ms) == []
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.alive()
+    assert bridge.path_of("t1") == "t1.md"
+
+
+def test_an_empty_file_confirmed_while_missing_does_not_make_the_next_truncate_emptied() -> None:
+    """CI seed 151 (5 x 79): the empty-file grace ended while the file was missing (a
+    delete-and-recreate save had followed the in-place one); the reread found it gone,
+    but the file stayed "confirmed empty". Saves went on; the truncate of a later
+    in-place save was taken for a file the user emptied: the item was deleted, a
+    path-keyed one created, and the landed save re-created the item without its edits."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", b"", 2000) == []
+    assert bridge.tick(2000 + bridge.empty_grace_ms) == [b.Reread("t1.md")]
+    assert bridge.on_file("t1.md", None, 2100) == []  # the reread: missing now
+    assert bridge.on_file("t1.md", b"", 2200) == []  # back, and truncated by the next save
+    assert bridge.repo.get("t1") is not None
+    assert bridge.path_of("t1") == "t1.md"
+
+
+def test_a_truncate_after_the_file_went_missing_waits_a_grace_of_its_own() -> None:
+    """Seed 27 (3 x 52): an in-place save seen at its truncate, then a delete-and-recreate
+    save seen missing, then the truncate of a third save: the grace of the first truncate
+    was still running and ended at once; the file, still empty, was taken as emptied."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", b"", 2000) == []
+    assert bridge.on_file("t1.md", None, 2030) == []
+    assert bridge.on_file("t1.md", b"", 2090) == []
+    assert bridge.tick(2000 + bridge.empty_grace_ms) == []
+    assert bridge.tick(2090 + bridge.empty_grace_ms) == [b.Reread("t1.md")]
+
+
+def test_the_file_we_wrote_moved_by_the_user_beside_their_own_copy_goes() -> None:
+    """Seed 166 (4 x 42): the user moved the old file of a peer's rename, and then the
+    file we wrote for the rename too. Their copy took the item; ours, moved unchanged,
+    was a second file for the id, never synced. It holds nothing the item lacks."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES, path="moved.md")
+    (write,) = [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)]
+    bridge.wrote("t1", "moved.md")
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user moved it
+    assert bridge.on_file("moved.md", None, 2010) == []  # and then ours
+    users = LINES.replace("line 0", "line 0 user")
+    bridge.on_file("user.md", users.encode(), 2020)
+    effects = bridge.on_file("mine.md", write.text.encode(), 2020)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["mine.md"]
+    assert bridge.path_of("t1") == "user.md"

@@ -288,13 +288,21 @@ class Bridge:
 
     def on_file(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
         """The watcher saw ``relpath``; ``data`` is its content, None if it is gone."""
+        if data is not None:
+            # There: not gone (the old file of a move too, merged below and perhaps
+            # tracked again, must not be deleted when a grace started earlier ends).
+            self.pending_delete.pop(relpath, None)
+        if data != b"":
+            # Missing or full: the empty file a grace was about is gone; the next
+            # truncate of a save is a new one, with a grace of its own.
+            self.confirmed_empty.discard(relpath)
+            self.suspect_empty.pop(relpath, None)
         left = self._left_file(relpath, data, now_ms)
         if left is not None:
             return left
         if data is None:
             self._missing(relpath, now_ms)
             return []
-        self.pending_delete.pop(relpath, None)
         record = self.disk.get(relpath)
         digest = content_hash(data)
         if record is not None and record.digest == digest:
@@ -331,7 +339,9 @@ class Bridge:
             return []
         key = self.leftovers.pop(relpath)
         self.suspect_empty.pop(relpath, None)
-        effects = self.on_remove_refused(relpath, key, data, now_ms)
+        held = self.departed.pop(relpath, None)
+        file_base = held[1] if held is not None and held[0] == key else None
+        effects = self.on_remove_refused(relpath, key, data, now_ms, file_base=file_base)
         self.confirmed_empty.discard(relpath)
         return effects
 
@@ -362,6 +372,9 @@ class Bridge:
         item = self.repo.get(key)
         if naming.item_key(parsed.fields, relpath) != key or item is None or not item.alive():
             return None
+        stray = self.strays.get(key)
+        if stray is not None and stray[1] == state:
+            del self.strays[key]  # the copy that went missing is back where it was: no move
         return self._merge_left(relpath, key, parsed, content_hash(data), base=state, now_ms=now_ms)
 
     def _returned(self, relpath: str, data: bytes, now_ms: int) -> list[Effect]:
@@ -408,6 +421,12 @@ class Bridge:
         if owner is not None and owner != relpath and owner not in self.pending_delete:
             ours = self.base.get(key) or self.repo.encoded(key)  # what the file we wrote shows
             if not self._ours_to_yield(key, owner):
+                stray = self.strays.get(key)
+                if stray is not None and stray[0] == digest:
+                    # Exactly the file we wrote, moved by the user as their own copy took
+                    # the item: it holds nothing the item lacks. It goes.
+                    del self.strays[key]
+                    return [RemoveFile(relpath, digest, key)]
                 self.duplicates[relpath] = key
                 return self._report(relpath, f"id {key!r} is already used by {owner}; not synced")
             # The user moved the file while a peer's rename was being written:
@@ -518,12 +537,17 @@ class Bridge:
         if record is None:
             return []
         effects: list[Effect] = [Untracked(relpath)]
+        base = self.base.get(record.key)
         effects += self._delete_item(record.key, relpath, now_ms, FILE_ORIGIN)
         effects += [Reread(p) for p, k in sorted(self.duplicates.items()) if k == record.key]
         item = self.repo.get(record.key)
         if item is not None and item.alive():
             # A peer edited the item after the file was last in sync: the edit
-            # wins over the delete, and the file comes back with it.
+            # wins over the delete, and the file comes back with it. A save that
+            # re-creates the file first (the end of a delete-and-recreate save
+            # the grace missed) was made on the base: it merges from there.
+            if base is not None:
+                self.base[record.key] = base
             effects += self.on_remote(record.key, FILE_ORIGIN)
         return effects
 
@@ -642,6 +666,12 @@ class Bridge:
             # The move stays unfinished meanwhile: the save is based on ``base``.
             self.leftovers[relpath] = key
             self.suspect_empty.setdefault(relpath, now_ms + self.empty_grace_ms)
+            returning = self.returning.get(relpath)
+            base = returning[1] if returning is not None else self.base.get(key)
+            if base is not None:
+                # Kept with the file: the item's base follows its new file, whose
+                # writes drop it (and a restart forgets that the move is open).
+                self._depart(relpath, key, base)
             return []
         if self.moving.get(key) == relpath:
             del self.moving[key]
@@ -651,8 +681,15 @@ class Bridge:
             # and their copy is merged from the state it was saved on.
             current = self.disk.path_of(key)
             record = self.disk.get(current) if current is not None else None
+            returning = self.returning.pop(relpath, None)
             if record is not None:
-                self.strays[key] = (record.digest, self.base.pop(key, None))
+                # The state this file showed: its own when known (the item's base
+                # is then another file's).
+                base = returning[1] if returning is not None else self.base.pop(key, None)
+                self.strays[key] = (record.digest, base)
+                # Or it is half-way through a delete-and-recreate save: back at
+                # this path, it is a save of the item, merged, then removed.
+                self._depart(relpath, key, base)
             return []
         try:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
@@ -681,20 +718,48 @@ class Bridge:
             return []
         target = item.path() if item.alive() else relpath
         target = target or relpath
+        shown = self.base.get(key) or self.repo.encoded(key)  # what the item's own file shows
+        if target != relpath:
+            # The item's own file shows the state before this merge until it is
+            # rewritten (it may be half-way through a save of its own).
+            self._remember_base(key)
         result = self._merge_save(key, target, parsed, now_ms, base)
         effects: list[Effect] = []
         if result.update is not None:
             event = ItemEvent("modified", key, target, (), FILE_ORIGIN)
             effects += [Persist(key, result.update), Emit(event)]
         if target == relpath:
-            self.disk.set(relpath, FileRecord(key, digest))
-            effects.append(Tracked(relpath, key, digest))
-            # The merge may not be written at once (the file awaits a grace):
-            # meanwhile the file stands for the save on its base, not the merge.
-            self._keep_file_state(key, result)
+            effects += self._stays(relpath, key, digest, result, shown=shown, now_ms=now_ms)
         else:
             effects.append(RemoveFile(relpath, digest, key))
         return effects + self.on_remote(key, FILE_ORIGIN)
+
+    def _stays(
+        self,
+        relpath: str,
+        key: str,
+        digest: str,
+        result: Ingested,
+        *,
+        shown: bytes | None,
+        now_ms: int,
+    ) -> list[Effect]:
+        """A file the item left is its file again (a rename back to it won meanwhile)."""
+        other = self.disk.path_of(key)
+        self.disk.set(relpath, FileRecord(key, digest))
+        effects: list[Effect] = [Tracked(relpath, key, digest)]
+        # The merge may not be written at once (the file awaits a grace):
+        # meanwhile the file stands for the save on its base, not the merge.
+        self._keep_file_state(key, result)
+        gone = self.disk.pop(other) if other is not None and other != relpath else None
+        if other is not None and gone is not None:
+            # The file the item had elsewhere goes, or it stays tracked for good:
+            # two files. Not a move left open: the base is this file's now; that
+            # one's own state is kept for its removal (refused: a save there).
+            effects += [RemoveFile(other, gone.digest, key), Untracked(other)]
+            if shown is not None:
+                self.returning[other] = (key, shown, now_ms + self.delete_grace_ms)
+        return effects
 
 
 def _closer(text: str, first: bytes, second: bytes) -> bool:

@@ -61,7 +61,9 @@ class Writer:
     now_ms: int
 
     def stamp_after(self, previous: Stamp | None) -> Stamp:
-        return self.hlc.tick(self.now_ms, previous)
+        stamp = self.hlc.tick(self.now_ms, previous)
+        # A fork may write under another name than the clock's (``Repo.fork_writer``).
+        return stamp if stamp.writer == self.peer else Stamp(stamp.ms, stamp.counter, self.peer)
 
 
 @dataclass(frozen=True)
@@ -385,6 +387,13 @@ class ItemDoc:
                 textdiff.apply(text, merged, edits)
 
         return self._transact(REPAIR_ORIGIN, repair)
+
+
+def own_cells(item: ItemDoc, writer: str) -> dict[str, Any]:
+    """The field cells and meta registers ``writer`` holds in ``item`` (keys end in its name)."""
+    suffix = "|" + writer
+    cells = {**fields.map_items(item._fields), **fields.map_items(item._meta)}
+    return {k: v for k, v in cells.items() if k.endswith(suffix)}
 
 
 def field_index_of(state: bytes) -> fields.FieldIndex:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from worksync_p2p.core import codec, fields
-from worksync_p2p.core.itemdoc import ItemDoc, Writer, genesis_update
+from worksync_p2p.core.itemdoc import ItemDoc, Writer, genesis_update, own_cells
 
 DEFAULT_CACHE_SIZE = 512
 CLIENT_ID_BITS = 32
@@ -154,10 +154,26 @@ class Repo:
         fork = ItemDoc.new(self.rng.getrandbits(CLIENT_ID_BITS))
         fork.doc.apply_update(base)
         self.writer.now_ms = now_ms
-        update = fork.ingest(parsed, relpath, self.writer, seen=seen)
+        update = fork.ingest(parsed, relpath, self._fork_writer(item, fork), seen=seen)
         if update is not None:
             item.doc.apply_update(update)
         return Ingested(key, update, created=False, file_state=fork.doc.get_update())
+
+    def _fork_writer(self, item: ItemDoc, fork: ItemDoc) -> Writer:
+        """Who a fork of ``item`` writes as: us, unless that would set one of our cells twice.
+
+        Cells are keyed by writer (``title|<peer>``), and Yjs keeps one of two
+        concurrent sets of a key by client id, not by time. When we wrote cells
+        of the item since the fork's base (a save of another file of the item,
+        say the user's copy of a peer-renamed file), the fork's writes of the
+        same cells are such concurrent sets: one of the two values would vanish
+        without a conflict (CI seed 21). The fork then writes under a name of
+        its own, so both values stay and the later one wins.
+        """
+        if own_cells(item, self.writer.peer) == own_cells(fork, self.writer.peer):
+            return self.writer
+        name = f"{self.writer.peer}~{fork.doc.client_id:08x}"
+        return Writer(name, self.writer.hlc, self.writer.now_ms)
 
     def hides_values(self, key: str, seen: bytes) -> bool:
         """Whether the item holds field values a file showing ``seen`` never showed."""
@@ -178,7 +194,7 @@ class Repo:
         fork = ItemDoc.new(self.rng.getrandbits(CLIENT_ID_BITS))
         fork.doc.apply_update(base)
         self.writer.now_ms = now_ms
-        update = fork.delete(self.writer)
+        update = fork.delete(self._fork_writer(item, fork))
         if update is not None:
             item.doc.apply_update(update)
         return update
