@@ -388,9 +388,12 @@ class Bridge:
             self.suspect_empty[relpath] = now_ms + self.empty_grace_ms
 
     def _looks_truncated(self, relpath: str, data: bytes, now_ms: int) -> bool:
-        # A new file too: an in-place save that creates a file is seen empty first,
-        # and taken at once it was a second, empty item that peers wrote out.
-        if data or relpath in self.confirmed_empty:
+        # A new file too, at a path no item knows: an in-place save that creates a
+        # file is seen empty first, and taken at once it was a second, empty item
+        # that peers wrote out. (An untracked file at the path of a path-keyed item
+        # is read at once, as before.)
+        untracked_known = relpath not in self.disk and naming.item_key(None, relpath) in self.repo
+        if data or relpath in self.confirmed_empty or untracked_known:
             self.confirmed_empty.discard(relpath)
             self.suspect_empty.pop(relpath, None)
             return False
