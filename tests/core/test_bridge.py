@@ -516,3 +516,46 @@ def test_the_file_we_wrote_moved_by_the_user_beside_their_own_copy_goes() -> Non
     assert not [e for e in effects if isinstance(e, b.Report)]
     assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["mine.md"]
     assert bridge.path_of("t1") == "user.md"
+
+
+def test_a_new_file_seen_empty_waits_for_its_content() -> None:
+    """Seed 84 (4 x 48): a file created by an in-place save was seen at its truncate and
+    ingested at once as an empty item keyed by its path; peers wrote that empty file, and
+    one of them, when the real item took the path, removed it and wrote nothing."""
+    bridge = make_bridge()
+    assert bridge.on_file("t1.md", b"", 1000) == []
+    assert "path:t1.md" not in bridge.repo
+    effects = bridge.on_file("t1.md", TEXT.encode(), 1010)
+    assert [(e.kind, e.key) for e in events(effects)] == [("created", "t1")]
+    assert bridge.tick(10_000) == []
+
+
+def test_a_new_file_that_stays_empty_is_an_item_after_the_grace() -> None:
+    bridge = make_bridge()
+    assert bridge.on_file("empty.md", b"", 1000) == []
+    assert bridge.tick(1000 + bridge.empty_grace_ms) == [b.Reread("empty.md")]
+    effects = bridge.on_file("empty.md", b"", 1100)
+    assert [(e.kind, e.key) for e in events(effects)] == [("created", "path:empty.md")]
+
+
+def test_a_half_saved_old_file_saved_again_by_recreate_still_merges_from_its_own_state() -> None:
+    """CI seed 152 (5 x 100, with new empty files waiting): the leftover of B26, then
+    seen missing (the person saved it again, by delete-and-recreate): the departed entry
+    took the item's base instead of the file's own state, and the landed save, diffed
+    from a state it never showed, deleted a peer's claim."""
+    bridge = make_bridge()
+    _rename_during_in_place_save(bridge)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 1", "line 1 peer"), path="moved.md")
+    (write,) = [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)]
+    bridge.wrote("t1", write.relpath)
+    bridge.before_remote("t1")  # the item's base is now the newer state
+    _remote_edit(bridge, LINES.replace("line 1", "line 1 peer").replace("line 2", "line 2 b"))
+    assert bridge.on_file("t1.md", None, 2050) == []  # saved again: deleted, re-created
+    saved = LINES.replace("line 0", "line 0 user")
+    bridge.on_file("t1.md", saved.encode(), 2060)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert "line 0 user\nline 1 peer\nline 2 b\n" in text

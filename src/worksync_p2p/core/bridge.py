@@ -309,16 +309,14 @@ class Bridge:
             return []
         if relpath in self.returning:
             return self._returned(relpath, data, now_ms)
-        return self._read(relpath, data, digest, record, now_ms)
+        return self._read(relpath, data, digest, now_ms)
 
-    def _read(
-        self, relpath: str, data: bytes, digest: str, record: FileRecord | None, now_ms: int
-    ) -> list[Effect]:
+    def _read(self, relpath: str, data: bytes, digest: str, now_ms: int) -> list[Effect]:
         try:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
         except codec.ItemError as error:
             return self._report(relpath, error.reason)
-        if self._looks_truncated(relpath, data, record, now_ms):
+        if self._looks_truncated(relpath, data, now_ms):
             return []  # an in-place save seen at its truncate: read again after the grace
         return self._ingest(relpath, parsed, digest, now_ms)
 
@@ -396,10 +394,13 @@ class Bridge:
         if relpath in self.suspect_empty:
             self.suspect_empty[relpath] = now_ms + self.empty_grace_ms
 
-    def _looks_truncated(
-        self, relpath: str, data: bytes, record: FileRecord | None, now_ms: int
-    ) -> bool:
-        if data or record is None or relpath in self.confirmed_empty:
+    def _looks_truncated(self, relpath: str, data: bytes, now_ms: int) -> bool:
+        # A new file too, at a path no item knows: an in-place save that creates a
+        # file is seen empty first, and taken at once it was a second, empty item
+        # that peers wrote out. (An untracked file at the path of a path-keyed item
+        # is read at once, as before.)
+        untracked_known = relpath not in self.disk and naming.item_key(None, relpath) in self.repo
+        if data or relpath in self.confirmed_empty or untracked_known:
             self.confirmed_empty.discard(relpath)
             self.suspect_empty.pop(relpath, None)
             return False
@@ -685,7 +686,9 @@ class Bridge:
             if record is not None:
                 # The state this file showed: its own when known (the item's base
                 # is then another file's).
-                base = returning[1] if returning is not None else self.base.pop(key, None)
+                base = file_base
+                if base is None:
+                    base = returning[1] if returning is not None else self.base.pop(key, None)
                 self.strays[key] = (record.digest, base)
                 # Or it is half-way through a delete-and-recreate save: back at
                 # this path, it is a save of the item, merged, then removed.
