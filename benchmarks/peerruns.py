@@ -99,8 +99,17 @@ def _complete_at(
 
 
 def _cpu_s(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
+    """User + system CPU of a process and its children (a daemon's render workers)."""
+    process = psutil.Process(pid)
+    times = process.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in process.children(recursive=True):
+        try:
+            child_times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue  # ended since: counted in children_* once it is reaped
+        total += child_times.user + child_times.system
+    return float(total)
 
 
 def _first_sync(pair: Pair, b: Path, sample: list[str], laps: Laps) -> None:

@@ -92,7 +92,8 @@ def _sync_rows(n: int, laps: Laps) -> list[Result]:
     note = (
         f"fresh joined B dials A; file count polled every {POLL_S * 1000:.0f} ms, then"
         f" {SAMPLE} files byte-compared (all {n} after the last run); CPU until done,"
-        f" medians: B {_median(laps, 'sync cpu B')}, A {_median(laps, 'sync cpu A')}"
+        f" medians: B {_median(laps, 'sync cpu B')} (with its render workers),"
+        f" A {_median(laps, 'sync cpu A')}"
     )
     label = f"peers {n}: first sync to an empty peer, spawn -> all files"
     return [
