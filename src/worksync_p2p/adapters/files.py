@@ -31,7 +31,9 @@ from worksync_p2p.core.bridge import content_hash
 from worksync_p2p.ports import Stat, WriteOutcome
 
 DEFAULT_MODE = 0o644
-FSYNC_THREADS = 8
+FSYNC_THREADS = 32
+"""A batch's fsyncs run at once (the disk merges their flushes): with 8, each
+thread waited for 8 flushes in a row, a third of a first sync's batch."""
 TEMP_SUFFIX = ".worksync-tmp"
 STATE_DIR = ".worksync"
 
@@ -590,11 +592,18 @@ def _fsync_folders(root: Path, published: list[_Folder]) -> None:
     chain: set[Path] = set()
     for folder in held:
         chain.update(_up_to(root, folder))
-    for path in sorted(chain):
-        if path in held:
-            os.fsync(held[path])
-        else:
-            fsync_folder(path)
+    opened: list[int] = []
+    try:
+        for path in sorted(chain - set(held)):
+            opened.append(_open_dir(path))
+        _flush([*held.values(), *opened])  # at once, as the files
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
+def _open_dir(path: Path) -> int:
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def write_new_files(root: Path, texts: list[tuple[str, str]]) -> list[WriteOutcome]:

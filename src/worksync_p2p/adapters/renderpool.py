@@ -18,14 +18,18 @@ closes, so a killed daemon leaves none behind.
 
 Frames on the pipes: a 4-byte length, then the payload. A request is a
 sequence of ``u32 length + update``; the reply holds per update a status
-byte (rendered, deleted or empty, bad update), then ``u32 + state`` and
-``u32 + UTF-8 text``. A worker's first frame (empty) says it is ready.
+byte (rendered, deleted or empty, bad update), the SHA-256 of the state it
+rendered and ``u32 + UTF-8 text``. A worker's first frame (empty) says it
+is ready. The pipes are made large enough for a whole batch, so a batch
+crosses them without waiting for the other side in between.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
+import hashlib
 import logging
 import os
 import select
@@ -49,6 +53,10 @@ _LEN = struct.Struct("<I")
 _TEXT, _NO_TEXT, _BAD = 0, 1, 2
 
 Rendered = tuple[bytes, str | None]
+"""The SHA-256 of the state rendered, and the text (None: deleted or empty)."""
+_Render = tuple[bytes, str | None]  # the state itself, and the text
+PIPE_BYTES = 1 << 20
+_DIGEST_BYTES = 32
 
 
 # -- the worker side ---------------------------------------------------------------
@@ -75,17 +83,18 @@ def _frames(stream: BinaryIO) -> list[bytes] | None:
     return updates
 
 
-def _reply(updates: list[bytes], render_update: Callable[[bytes], Rendered]) -> bytes:
+def _reply(updates: list[bytes], render_update: Callable[[bytes], _Render]) -> bytes:
     parts = []
     for update in updates:
         try:
             state, text = render_update(update)
         except ValueError:
-            parts.append(bytes([_BAD]) + _LEN.pack(0) + _LEN.pack(0))
+            parts.append(bytes([_BAD]) + bytes(_DIGEST_BYTES) + _LEN.pack(0))
             continue
         status = _NO_TEXT if text is None else _TEXT
         encoded = b"" if text is None else text.encode()
-        parts += [bytes([status]), _LEN.pack(len(state)), state, _LEN.pack(len(encoded)), encoded]
+        digest = hashlib.sha256(state).digest()
+        parts += [bytes([status]), digest, _LEN.pack(len(encoded)), encoded]
     payload = b"".join(parts)
     return _LEN.pack(len(payload)) + payload
 
@@ -110,17 +119,15 @@ def _decode_reply(payload: bytes, count: int) -> list[Rendered | None]:
     out: list[Rendered | None] = []
     at = 0
     for _ in range(count):
-        status = payload[at]
-        (size,) = _LEN.unpack_from(payload, at + 1)
-        state = payload[at + 1 + _LEN.size : at + 1 + _LEN.size + size]
-        at += 1 + _LEN.size + size
+        status, digest = payload[at], payload[at + 1 : at + 1 + _DIGEST_BYTES]
+        at += 1 + _DIGEST_BYTES
         (size,) = _LEN.unpack_from(payload, at)
         text = payload[at + _LEN.size : at + _LEN.size + size]
         at += _LEN.size + size
         if status == _BAD:
             out.append(None)
         else:
-            out.append((state, None if status == _NO_TEXT else text.decode()))
+            out.append((digest, None if status == _NO_TEXT else text.decode()))
     if at != len(payload):
         raise ValueError("a reply longer than its renders")
     return out
@@ -136,8 +143,10 @@ class _Worker:
         assert self.process.stdout is not None
         self.to_fd = self.process.stdin.fileno()
         self.from_fd = self.process.stdout.fileno()
-        os.set_blocking(self.to_fd, False)
-        os.set_blocking(self.from_fd, False)
+        for fd in (self.to_fd, self.from_fd):
+            os.set_blocking(fd, False)
+            with contextlib.suppress(OSError, AttributeError):  # Linux only; a hint
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self.ready = False
         self._buffer = b""
 

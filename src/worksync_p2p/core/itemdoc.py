@@ -221,14 +221,16 @@ class ItemDoc:
         self._rendered = (state, text)
         return text
 
-    def take_render(self, state: bytes, text: str | None) -> bool:
-        """Keep a render made elsewhere (by :func:`render_update` in a worker) for
-        ``state``, if this document holds exactly that state; False if it does not.
+    def take_render(self, state_sha256: bytes, text: str | None) -> bool:
+        """Keep a render made elsewhere (by :func:`render_update` in a worker) of
+        the state hashing to ``state_sha256``, if this document holds exactly
+        that state; False if it does not.
 
         Rendering is a pure function of the state, so a render of equal state
         is this document's render, wherever it was computed.
         """
-        if self.doc.get_update() != state:
+        state = self.doc.get_update()
+        if hashlib.sha256(state).digest() != state_sha256:
             return False
         self._rendered = (state, text)
         return True
