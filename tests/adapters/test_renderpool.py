@@ -114,3 +114,23 @@ def test_workers_exit_when_their_daemon_is_killed() -> None:
         for pipe in (daemon.stdin, daemon.stdout):
             if pipe is not None:
                 pipe.close()
+
+
+def test_idle_workers_stop_and_the_next_batch_starts_them_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(renderpool, "IDLE_S", 0.2)
+    workers = renderpool.RenderPool(1)
+    try:
+        assert workers.start(START_S)
+        first = [psutil.Process(pid) for pid in workers.pids()]
+        _, alive = psutil.wait_procs(first, timeout=EXIT_S)
+        assert alive == []
+        assert workers.pids() == []
+        assert workers.start(START_S)
+        batch = updates(2)
+        pending = workers.submit(batch)
+        assert pending is not None
+        assert pending.results() == [at_home(u) for u in batch]
+    finally:
+        workers.close()

@@ -224,7 +224,9 @@ class RenderPool:
         self.size = workers
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+        self._used_at = 0.0
+        self._watch: threading.Thread | None = None
+        self._wake = threading.Event()  # set: the idle watch should look again now
         self._retry_at = 0.0
         self.rendered = 0
         """Updates rendered by the workers so far (for tests and benchmarks)."""
@@ -241,9 +243,11 @@ class RenderPool:
 
     def _started(self) -> list[_Worker]:
         """The workers not ready yet, starting them if needed; the lock is held."""
-        self._touch()
-        if not self._workers and time.monotonic() >= self._retry_at:
+        self._used_at = time.monotonic()
+        if not self._workers and self._used_at >= self._retry_at:
             self._workers = [_Worker() for _ in range(self.size)]
+            self._watch = threading.Thread(target=self._stop_when_idle, daemon=True)
+            self._watch.start()
         try:
             return [w for w in self._workers if not w.poll_ready()]
         except (EOFError, OSError) as error:
@@ -288,24 +292,31 @@ class RenderPool:
         self._stop_workers()
         self._retry_at = time.monotonic() + RETRY_AFTER_S
 
-    def _touch(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = threading.Timer(IDLE_S, self.close)
-        self._timer.daemon = True
-        self._timer.start()
+    def _stop_when_idle(self) -> None:
+        """Stop the workers once unused for IDLE_S (one thread while they run)."""
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                if self._watch is not me:
+                    return  # stopped otherwise, perhaps started again since
+                idle_s = time.monotonic() - self._used_at
+                if idle_s >= IDLE_S:
+                    self._stop_workers()
+                    return
+                wake = self._wake
+            wake.wait(IDLE_S - idle_s)
 
     def _stop_workers(self) -> None:
         workers, self._workers = self._workers, []
+        self._watch = None
+        self._wake.set()
+        self._wake = threading.Event()
         for worker in workers:
             worker.stop()
 
     def close(self) -> None:
         """Stop the workers (idle, or at exit); the next batch starts them again."""
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
             self._stop_workers()
 
     def pids(self) -> list[int]:
