@@ -134,3 +134,13 @@ def test_idle_workers_stop_and_the_next_batch_starts_them_again(
         assert pending.results() == [at_home(u) for u in batch]
     finally:
         workers.close()
+
+
+def test_a_ctrl_c_for_the_daemon_leaves_the_workers_to_it(pool: renderpool.RenderPool) -> None:
+    """SIGINT reaches the whole process group; the daemon stops the workers itself."""
+    for pid in pool.pids():
+        os.kill(pid, signal.SIGINT)
+    batch = updates(2)
+    pending = pool.submit(batch)
+    assert pending is not None
+    assert pending.results() == [at_home(u) for u in batch]

@@ -33,6 +33,7 @@ import hashlib
 import logging
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -341,4 +342,7 @@ def shared() -> RenderPool | None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C in the daemon's terminal reaches the whole process group: the
+    # daemon stops, closing our pipe, and we end there, without a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     serve(sys.stdin.buffer, sys.stdout.buffer)
