@@ -14,7 +14,8 @@ with its own B process (``peerruns.py``):
    ``modified`` with origin A's peer id.
 
 The table lists them as edit, first sync, reconnect. ``peer-edit`` measures
-only the edit (after one first sync), for comparing watcher settings quickly.
+only the edit (after one first sync), for comparing watcher settings quickly;
+``peer-sync`` only the first sync.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def _sync_rows(n: int, laps: Laps) -> list[Result]:
     note = (
         f"fresh joined B dials A; file count polled every {POLL_S * 1000:.0f} ms, then"
         f" {SAMPLE} files byte-compared (all {n} after the last run); CPU until done,"
-        f" medians: B {_median(laps, 'sync cpu B')}, A {_median(laps, 'sync cpu A')}"
+        f" medians: B {_median(laps, 'sync cpu B')} (with its render workers),"
+        f" A {_median(laps, 'sync cpu A')}"
     )
     label = f"peers {n}: first sync to an empty peer, spawn -> all files"
     return [
@@ -165,6 +167,20 @@ def peer_edit_case(session: Session) -> list[Result]:
     return [_edit_row(n, laps)]
 
 
+def peer_sync_case(session: Session) -> list[Result]:
+    """Only the first-sync rows (three runs), for working on the receiving side."""
+    n = item_count(session.config)
+    root, folder, code = _seed(session, n)
+    laps = Laps()
+    with peerproc.running(folder, root) as up_a:
+        first_syncs(session, _pair(root, folder, code, n, up_a), laps)
+    session.discard(root)
+    return _sync_rows(n, laps)
+
+
 CASES: tuple[Case, ...] = (Case("peers", peers_case),)
-ON_REQUEST: tuple[Case, ...] = (Case("peer-edit", peer_edit_case),)
+ON_REQUEST: tuple[Case, ...] = (
+    Case("peer-edit", peer_edit_case),
+    Case("peer-sync", peer_sync_case),
+)
 """Run only when named with ``--only``: they repeat rows of the full cases."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.nodehelpers import Remote
-from worksync_p2p.adapters import files
+from worksync_p2p.adapters import files, renderpool
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core import codec
 from worksync_p2p.core import digest as dg
@@ -67,6 +68,21 @@ def test_a_batch_of_new_items_is_written_whole_and_recorded(node: LocalNode) -> 
     assert not [p for p in os.listdir(node.root) if p.endswith(".worksync-tmp")]
 
 
+def test_a_batch_rendered_by_the_workers_is_written_as_the_daemon_renders(
+    node: LocalNode,
+) -> None:
+    pool = renderpool.shared()
+    if pool is None:
+        pytest.skip("one core: the daemon renders every batch itself")
+    assert pool.start(30.0), "the render workers did not start"
+    before = pool.rendered
+    _, updates = remote_items(COUNT)
+    node.receive_many(updates, "peer-b")
+    assert pool.rendered == before + COUNT
+    assert disk(node.root) == {f"item-{n}.md": item_text(n) for n in range(COUNT)}
+    assert sorted(node.store.load_files()) == sorted(f"item-{n}.md" for n in range(COUNT))
+
+
 def test_a_batch_mixing_known_and_new_items_applies_all(node: LocalNode) -> None:
     remote, updates = remote_items(COUNT)
     node.receive_many(updates[:10], "peer-b")
@@ -100,7 +116,13 @@ def test_a_bad_update_keeps_the_good_ones_before_it(node: LocalNode) -> None:
 # -- the batched writer ---------------------------------------------------------------
 
 
-def test_write_new_files_never_replaces_an_existing_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("anonymous", [True, False], ids=["O_TMPFILE", "named temp"])
+def test_write_new_files_never_replaces_an_existing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anonymous: bool
+) -> None:
+    if anonymous and not files._ANONYMOUS:
+        pytest.skip("no O_TMPFILE here")
+    monkeypatch.setattr(files, "_ANONYMOUS", anonymous)
     (tmp_path / "taken.md").write_text("the user's\n")
     (tmp_path / "sub").mkdir()
     outside = tmp_path.parent / f"{tmp_path.name}-outside"
@@ -115,6 +137,7 @@ def test_write_new_files_never_replaces_an_existing_file(tmp_path: Path) -> None
     assert (tmp_path / "sub" / "new.md").read_text() == "new\n"
     assert os.listdir(outside) == []
     assert sorted(os.listdir(tmp_path / "sub")) == ["new.md"]  # no temp file left
+    assert stat.S_IMODE((tmp_path / "sub" / "new.md").stat().st_mode) == files.DEFAULT_MODE
 
 
 # -- the digest index saved between runs ------------------------------------------------

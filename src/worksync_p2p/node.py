@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worksync_p2p import items
-from worksync_p2p.adapters import files
+from worksync_p2p.adapters import files, renderpool
 from worksync_p2p.adapters.eventsock import EventBus, serve_events
 from worksync_p2p.adapters.peering import Peering
 from worksync_p2p.adapters.sqlite_store import SqliteStore
@@ -31,7 +31,7 @@ from worksync_p2p.core import bridge as br
 from worksync_p2p.core import codec, members, naming, yupdate
 from worksync_p2p.core.digest import DigestIndex
 from worksync_p2p.core.hlc import Hlc
-from worksync_p2p.core.itemdoc import Writer
+from worksync_p2p.core.itemdoc import ItemDoc, Writer
 from worksync_p2p.core.repo import Repo
 from worksync_p2p.core.syncproto import RepoItems
 from worksync_p2p.daemonlock import DaemonLock
@@ -60,6 +60,8 @@ MAX_WRITE_RETRIES = 3
 WATCH_PROBE = "watch-probe"
 PROBE_TRIES = 100
 PROBE_INTERVAL_S = 0.05
+POOL_MIN_ITEMS = 16
+"""Batches of fewer new items are rendered in the daemon: not worth a round trip."""
 
 
 @dataclass(frozen=True)
@@ -198,15 +200,23 @@ class LocalNode:
         assert isinstance(self.store, SqliteStore)
         adopted: list[tuple[str, bytes]] = []
         error: ValueError | None = None
+        # Workers render the batch while it is applied and committed here.
+        pool = renderpool.shared() if len(fresh) >= POOL_MIN_ITEMS else None
+        pending = pool.submit([update for _, update in fresh]) if pool is not None else None
+        items: list[ItemDoc] = []
         with self.store.durable_batch():
             for key, update in fresh:
                 try:
-                    self.repo.adopt(key, update)
+                    items.append(self.repo.adopt(key, update))
                 except ValueError as bad:
                     error = bad
                     break
                 adopted.append((key, update))
             self.store.append_many(adopted)
+        renders = pending.results() if pending is not None else None
+        for item, rendered in zip(items, renders or [], strict=False):
+            if rendered is not None:
+                item.take_render(*rendered)
         batch: list[list[br.Effect]] = []
         for key, _ in adopted:
             effects = self.bridge.on_remote(key, origin)

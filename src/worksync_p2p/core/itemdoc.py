@@ -231,6 +231,20 @@ class ItemDoc:
         self._rendered = (state, text)
         return text
 
+    def take_render(self, state_sha256: bytes, text: str | None) -> bool:
+        """Keep a render made elsewhere (by :func:`render_update` in a worker) of
+        the state hashing to ``state_sha256``, if this document holds exactly
+        that state; False if it does not.
+
+        Rendering is a pure function of the state, so a render of equal state
+        is this document's render, wherever it was computed.
+        """
+        state = self.doc.get_update()
+        if hashlib.sha256(state).digest() != state_sha256:
+            return False
+        self._rendered = (state, text)
+        return True
+
     def _render(self) -> str | None:
         # The meta map read once for all three questions (each read is a JSON
         # round trip through Rust): which genesis, whether alive, and the fields.
@@ -394,6 +408,19 @@ def own_cells(item: ItemDoc, writer: str) -> dict[str, Any]:
     suffix = "|" + writer
     cells = {**fields.map_items(item._fields), **fields.map_items(item._meta)}
     return {k: v for k, v in cells.items() if k.endswith(suffix)}
+
+
+def render_update(update: bytes) -> tuple[bytes, str | None]:
+    """The state a new document holds after ``update``, and its render.
+
+    Raises ValueError for an update that does not decode. For rendering away
+    from the document that will hold the update (see ``ItemDoc.take_render``).
+    """
+    item = ItemDoc.new(0)
+    item.doc.apply_update(update)
+    text = item.render()
+    assert item._rendered is not None
+    return item._rendered[0], text
 
 
 def field_index_of(state: bytes) -> fields.FieldIndex:

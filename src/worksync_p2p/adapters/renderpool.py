@@ -1,0 +1,348 @@
+"""Rendering received documents in worker processes, beside the event loop.
+
+A first sync renders every item it receives (about a third of the receiving
+peer's CPU), and rendering is a pure function of a document's state
+(``itemdoc.render_update``). While the node applies and commits a batch,
+these workers render the same updates on the other cores; the node keeps a
+worker's text only where its own document holds exactly the state the worker
+rendered (``ItemDoc.take_render``), so the result is the same whichever
+process rendered it. Anything that goes wrong with a worker (it died, hung
+or answered garbage) makes the node render that batch itself, as it did
+without them.
+
+The workers are plain ``python -m worksync_p2p.adapters.renderpool``
+processes on pipes: they import only the core, not the daemon. They start
+with the first large batch (which is rendered at home while they start),
+stop after ``IDLE_S`` without work, and exit on their own when the pipe
+closes, so a killed daemon leaves none behind.
+
+Frames on the pipes: a 4-byte length, then the payload. A request is a
+sequence of ``u32 length + update``; the reply holds per update a status
+byte (rendered, deleted or empty, bad update), the SHA-256 of the state it
+rendered and ``u32 + UTF-8 text``. A worker's first frame (empty) says it
+is ready. The pipes are made large enough for a whole batch, so a batch
+crosses them without waiting for the other side in between.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+
+IDLE_S = 10.0
+REPLY_TIMEOUT_S = 30.0
+RETRY_AFTER_S = 60.0
+"""After workers failed, batches are rendered in the daemon for this long."""
+MAX_WORKERS = 4
+_LEN = struct.Struct("<I")
+_TEXT, _NO_TEXT, _BAD = 0, 1, 2
+
+Rendered = tuple[bytes, str | None]
+"""The SHA-256 of the state rendered, and the text (None: deleted or empty)."""
+_Render = tuple[bytes, str | None]  # the state itself, and the text
+PIPE_BYTES = 1 << 20
+_DIGEST_BYTES = 32
+
+
+# -- the worker side ---------------------------------------------------------------
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
+    data = stream.read(size)
+    return data if len(data) == size else None
+
+
+def _frames(stream: BinaryIO) -> list[bytes] | None:
+    """The updates of one request; None at the end of the pipe."""
+    head = _read_exact(stream, _LEN.size)
+    if head is None:
+        return None
+    payload = _read_exact(stream, _LEN.unpack(head)[0])
+    if payload is None:
+        return None
+    updates, at = [], 0
+    while at < len(payload):
+        (size,) = _LEN.unpack_from(payload, at)
+        updates.append(payload[at + _LEN.size : at + _LEN.size + size])
+        at += _LEN.size + size
+    return updates
+
+
+def _reply(updates: list[bytes], render_update: Callable[[bytes], _Render]) -> bytes:
+    parts = []
+    for update in updates:
+        try:
+            state, text = render_update(update)
+        except ValueError:
+            parts.append(bytes([_BAD]) + bytes(_DIGEST_BYTES) + _LEN.pack(0))
+            continue
+        status = _NO_TEXT if text is None else _TEXT
+        encoded = b"" if text is None else text.encode()
+        digest = hashlib.sha256(state).digest()
+        parts += [bytes([status]), digest, _LEN.pack(len(encoded)), encoded]
+    payload = b"".join(parts)
+    return _LEN.pack(len(payload)) + payload
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
+    """Answer requests until the pipe closes."""
+    # Imported here, not at the top: the daemon imports this module too.
+    from worksync_p2p.core.itemdoc import render_update  # noqa: PLC0415
+
+    stdout.write(_LEN.pack(0))  # "ready": the imports are done
+    stdout.flush()
+    while (updates := _frames(stdin)) is not None:
+        stdout.write(_reply(updates, render_update))
+        stdout.flush()
+
+
+# -- the node side -----------------------------------------------------------------
+
+
+def _decode_reply(payload: bytes, count: int) -> list[Rendered | None]:
+    """The worker's renders; None for an update it could not decode."""
+    out: list[Rendered | None] = []
+    at = 0
+    for _ in range(count):
+        status, digest = payload[at], payload[at + 1 : at + 1 + _DIGEST_BYTES]
+        at += 1 + _DIGEST_BYTES
+        (size,) = _LEN.unpack_from(payload, at)
+        text = payload[at + _LEN.size : at + _LEN.size + size]
+        at += _LEN.size + size
+        if status == _BAD:
+            out.append(None)
+        else:
+            out.append((digest, None if status == _NO_TEXT else text.decode()))
+    if at != len(payload):
+        raise ValueError("a reply longer than its renders")
+    return out
+
+
+class _Worker:
+    """One worker process and our ends of its pipes (non-blocking)."""
+
+    def __init__(self) -> None:
+        args = [sys.executable, "-m", "worksync_p2p.adapters.renderpool"]
+        self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.to_fd = self.process.stdin.fileno()
+        self.from_fd = self.process.stdout.fileno()
+        for fd in (self.to_fd, self.from_fd):
+            os.set_blocking(fd, False)
+            with contextlib.suppress(OSError, AttributeError):  # Linux only; a hint
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        self.ready = False
+        self._buffer = b""
+
+    def poll_ready(self) -> bool:
+        """Whether the worker said it is ready (without waiting); EOFError if it exited."""
+        if not self.ready and select.select([self.from_fd], [], [], 0)[0]:
+            with contextlib.suppress(TimeoutError):  # not all of the frame yet
+                if self._frame(time.monotonic()) != b"":
+                    raise EOFError("a render worker did not start right")
+                self.ready = True
+        return self.ready
+
+    def send(self, frame: bytes, deadline: float) -> None:
+        view = memoryview(frame)
+        while view:
+            if not select.select([], [self.to_fd], [], _left(deadline))[1]:
+                raise TimeoutError("a render worker does not read")
+            view = view[os.write(self.to_fd, view) :]
+
+    def _frame(self, deadline: float) -> bytes:
+        while True:
+            if len(self._buffer) >= _LEN.size:
+                size = _LEN.size + _LEN.unpack_from(self._buffer)[0]
+                if len(self._buffer) >= size:
+                    frame, self._buffer = self._buffer[_LEN.size : size], self._buffer[size:]
+                    return frame
+            if not select.select([self.from_fd], [], [], _left(deadline))[0]:
+                raise TimeoutError("a render worker does not answer")
+            chunk = os.read(self.from_fd, 1 << 20)
+            if not chunk:
+                raise EOFError("a render worker exited")
+            self._buffer += chunk
+
+    def receive(self, deadline: float) -> bytes:
+        return self._frame(deadline)
+
+    def stop(self) -> None:
+        """Close its pipe (it exits at the end of its input); kill it if it lingers."""
+        for pipe in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                assert pipe is not None
+                pipe.close()
+        try:
+            self.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=1.0)
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+def _request(updates: Sequence[bytes]) -> bytes:
+    payload = b"".join(_LEN.pack(len(u)) + u for u in updates)
+    return _LEN.pack(len(payload)) + payload
+
+
+@dataclass
+class Pending:
+    """Renders under way: one slice of the batch per worker."""
+
+    pool: RenderPool
+    slices: list[tuple[_Worker, int]]
+
+    def results(self) -> list[Rendered | None] | None:
+        """The renders in the order submitted; None if the workers failed (render at home)."""
+        return self.pool.collect(self)
+
+
+class RenderPool:
+    """Worker processes rendering batches of updates; thread-safe against the idle timer."""
+
+    def __init__(self, workers: int) -> None:
+        self.size = workers
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._used_at = 0.0
+        self._watch: threading.Thread | None = None
+        self._wake = threading.Event()  # set: the idle watch should look again now
+        self._retry_at = 0.0
+        self.rendered = 0
+        """Updates rendered by the workers so far (for tests and benchmarks)."""
+
+    def start(self, timeout_s: float) -> bool:
+        """Start the workers and wait until they are ready (or ``timeout_s`` passed)."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            waiting = self._started()
+            while waiting and time.monotonic() < deadline:
+                select.select([w.from_fd for w in waiting], [], [], _left(deadline))
+                waiting = self._started()
+            return bool(self._workers) and not waiting
+
+    def _started(self) -> list[_Worker]:
+        """The workers not ready yet, starting them if needed; the lock is held."""
+        self._used_at = time.monotonic()
+        if not self._workers and self._used_at >= self._retry_at:
+            self._workers = [_Worker() for _ in range(self.size)]
+            self._watch = threading.Thread(target=self._stop_when_idle, daemon=True)
+            self._watch.start()
+        try:
+            return [w for w in self._workers if not w.poll_ready()]
+        except (EOFError, OSError) as error:
+            self._fail(error)
+            return []
+
+    def submit(self, updates: Sequence[bytes]) -> Pending | None:
+        """Start rendering ``updates``; None while the workers are starting (or failed)."""
+        with self._lock:
+            self._started()
+            ready = [w for w in self._workers if w.ready]
+            if not ready:
+                return None
+            share = -(-len(updates) // len(ready))
+            deadline = time.monotonic() + REPLY_TIMEOUT_S
+            slices = []
+            try:
+                for at, worker in zip(range(0, len(updates), share), ready, strict=False):
+                    part = updates[at : at + share]
+                    worker.send(_request(part), deadline)
+                    slices.append((worker, len(part)))
+            except (OSError, TimeoutError) as error:
+                self._fail(error)
+                return None
+            return Pending(self, slices)
+
+    def collect(self, pending: Pending) -> list[Rendered | None] | None:
+        with self._lock:
+            deadline = time.monotonic() + REPLY_TIMEOUT_S
+            out: list[Rendered | None] = []
+            try:
+                for worker, count in pending.slices:
+                    out += _decode_reply(worker.receive(deadline), count)
+            except (OSError, EOFError, TimeoutError, ValueError, IndexError, struct.error) as error:
+                self._fail(error)
+                return None
+            self.rendered += len(out)
+            return out
+
+    def _fail(self, error: Exception) -> None:
+        log.warning("render workers stopped (%s); rendering in the daemon", error)
+        self._stop_workers()
+        self._retry_at = time.monotonic() + RETRY_AFTER_S
+
+    def _stop_when_idle(self) -> None:
+        """Stop the workers once unused for IDLE_S (one thread while they run)."""
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                if self._watch is not me:
+                    return  # stopped otherwise, perhaps started again since
+                idle_s = time.monotonic() - self._used_at
+                if idle_s >= IDLE_S:
+                    self._stop_workers()
+                    return
+                wake = self._wake
+            wake.wait(IDLE_S - idle_s)
+
+    def _stop_workers(self) -> None:
+        workers, self._workers = self._workers, []
+        self._watch = None
+        self._wake.set()
+        self._wake = threading.Event()
+        for worker in workers:
+            worker.stop()
+
+    def close(self) -> None:
+        """Stop the workers (idle, or at exit); the next batch starts them again."""
+        with self._lock:
+            self._stop_workers()
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [w.process.pid for w in self._workers]
+
+
+_SHARED: tuple[int, RenderPool] | None = None
+
+
+def shared() -> RenderPool | None:
+    """This process's pool; None on a single core, where workers would only compete."""
+    global _SHARED  # noqa: PLW0603 - one pool per process, like the fsync threads
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        return None
+    if _SHARED is None or _SHARED[0] != os.getpid():
+        pool = RenderPool(min(cores, MAX_WORKERS))
+        atexit.register(pool.close)
+        _SHARED = (os.getpid(), pool)
+    return _SHARED[1]
+
+
+if __name__ == "__main__":
+    # Ctrl-C in the daemon's terminal reaches the whole process group: the
+    # daemon stops, closing our pipe, and we end there, without a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -1,0 +1,146 @@
+"""Render workers: real worker processes on pipes, compared with rendering at home."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from tests.test_receive_many import remote_items
+from worksync_p2p.adapters import renderpool
+from worksync_p2p.core.itemdoc import render_update
+
+START_S = 30.0
+EXIT_S = 10.0
+
+
+@pytest.fixture
+def pool() -> Iterator[renderpool.RenderPool]:
+    workers = renderpool.RenderPool(2)
+    assert workers.start(START_S), "the render workers did not start"
+    yield workers
+    workers.close()
+
+
+def updates(count: int) -> list[bytes]:
+    return [update for _, update in remote_items(count)[1]]
+
+
+def at_home(update: bytes) -> renderpool.Rendered:
+    state, text = render_update(update)
+    return hashlib.sha256(state).digest(), text
+
+
+def test_workers_render_what_the_daemon_renders(pool: renderpool.RenderPool) -> None:
+    batch = updates(9)
+    pending = pool.submit(batch)
+    assert pending is not None
+    assert pending.results() == [at_home(u) for u in batch]
+    assert pool.rendered == 9
+
+
+def test_an_update_that_does_not_decode_gets_no_render(pool: renderpool.RenderPool) -> None:
+    batch = [*updates(3), b"\xff\x00garbage"]
+    pending = pool.submit(batch)
+    assert pending is not None
+    results = pending.results()
+    assert results is not None
+    assert results[:3] == [at_home(u) for u in batch[:3]]
+    assert results[3] is None
+
+
+def test_a_worker_killed_mid_batch_makes_the_daemon_render(pool: renderpool.RenderPool) -> None:
+    pending = pool.submit(updates(8))
+    assert pending is not None
+    pids = pool.pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    assert pending.results() is None  # the caller renders this batch itself
+    assert pool.pids() == []
+    assert pool.submit(updates(2)) is None  # and the next ones, for a while
+    assert not any(psutil.pid_exists(pid) and _alive(pid) for pid in pids)
+
+
+def test_closing_the_pool_ends_the_workers(pool: renderpool.RenderPool) -> None:
+    pids = pool.pids()
+    assert len(pids) == 2
+    pool.close()
+    assert pool.pids() == []
+    assert not any(psutil.pid_exists(pid) and _alive(pid) for pid in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_workers_exit_when_their_daemon_is_killed() -> None:
+    """A daemon killed with SIGKILL leaves no worker behind: the pipe's end ends them."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from worksync_p2p.adapters import renderpool
+        pool = renderpool.RenderPool(2)
+        assert pool.start({START_S})
+        print(" ".join(str(pid) for pid in pool.pids()), flush=True)
+        sys.stdin.read()
+        """
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert daemon.stdout is not None
+        pids = [int(pid) for pid in daemon.stdout.readline().split()]
+        assert len(pids) == 2
+        workers = [psutil.Process(pid) for pid in pids]
+        daemon.kill()
+        daemon.wait(EXIT_S)
+        _, alive = psutil.wait_procs(workers, timeout=EXIT_S)
+        assert not [p for p in alive if _alive(p.pid)]  # a zombie has exited too
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(EXIT_S)
+        for pipe in (daemon.stdin, daemon.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def test_idle_workers_stop_and_the_next_batch_starts_them_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(renderpool, "IDLE_S", 0.2)
+    workers = renderpool.RenderPool(1)
+    try:
+        assert workers.start(START_S)
+        first = [psutil.Process(pid) for pid in workers.pids()]
+        _, alive = psutil.wait_procs(first, timeout=EXIT_S)
+        assert alive == []
+        assert workers.pids() == []
+        assert workers.start(START_S)
+        batch = updates(2)
+        pending = workers.submit(batch)
+        assert pending is not None
+        assert pending.results() == [at_home(u) for u in batch]
+    finally:
+        workers.close()
+
+
+def test_a_ctrl_c_for_the_daemon_leaves_the_workers_to_it(pool: renderpool.RenderPool) -> None:
+    """SIGINT reaches the whole process group; the daemon stops the workers itself."""
+    for pid in pool.pids():
+        os.kill(pid, signal.SIGINT)
+    batch = updates(2)
+    pending = pool.submit(batch)
+    assert pending is not None
+    assert pending.results() == [at_home(u) for u in batch]
