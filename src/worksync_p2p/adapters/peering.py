@@ -23,9 +23,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import aiohttp
-from aiohttp import web
-
+from worksync_p2p.adapters.aiohttp_notls import aiohttp, web
 from worksync_p2p.core import frames, handshake
 from worksync_p2p.core import syncproto as sp
 from worksync_p2p.identity import Identity
