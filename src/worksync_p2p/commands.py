@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import ipaddress
 import json
 import random
@@ -151,6 +152,10 @@ def up(root: Path, *, json_output: bool, net: node.NetOptions) -> None:
             json_output, {"event": "peer", "peer": peer_id, "state": what}, f"peer {peer_id} {what}"
         )
 
+    # The modules imported so far live as long as the process: out of the
+    # collector's way, the collections that loading 10,000 items sets off
+    # do not walk them again and again (a tenth of the load's time).
+    gc.freeze()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(node.run(root, on_started=started, net=net, on_peer=peer_changed))
     sys.stdout.flush()
