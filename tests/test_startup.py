@@ -9,6 +9,7 @@ is lost on the way, in one process and across real processes.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from tests.nodehelpers import copy_corpus, render, wait_until
 from tests.test_up_processes import CORPUS, Peer, append_line, identical, wait_for
-from worksync_p2p import commands
+from worksync_p2p import cli, commands
 from worksync_p2p.node import NetOptions, running
 from worksync_p2p.workspace import init
 
@@ -104,7 +105,7 @@ def test_offline_edits_and_a_peer_edit_during_the_restart_all_land(tmp_path: Pat
 CA_PROBE = """
 import json, os, ssl
 before = os.environ.get("SSL_CERT_FILE")
-import worksync_p2p.cli
+import worksync_p2p.node
 from aiohttp import connector
 print(json.dumps({
     "aiohttp": connector._SSL_CONTEXT_VERIFIED.cert_store_stats()["x509_ca"],
@@ -131,3 +132,39 @@ def test_aiohttp_is_imported_without_the_ca_bundle_and_the_environment_is_restor
 
 
 FRESH_PROBE = "import ssl; print(ssl.create_default_context().cert_store_stats()['x509_ca'])"
+
+
+DAEMON_ONLY = ("aiohttp", "watchfiles", "zeroconf", "worksync_p2p.node")
+IMPORT_PROBE = """
+import json, sys
+from pathlib import Path
+import worksync_p2p.cli
+from worksync_p2p import commands
+names = {names!r}
+before = sorted(m for m in names if m in sys.modules)
+commands.net_options(Path(sys.argv[1]), "127.0.0.1", 0, [])
+after = sorted(m for m in names if m in sys.modules)
+print(json.dumps([before, after]))
+"""
+
+
+def test_the_daemons_stack_is_imported_by_up_alone(tmp_path: Path) -> None:
+    """`list`, `show`, `new`, ... start without aiohttp and watchfiles (~100 ms);
+    `up` imports them when it builds its network options, zeroconf only with mDNS."""
+    code = IMPORT_PROBE.format(names=DAEMON_ONLY)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    before, after = json.loads(done.stdout)
+    assert before == []
+    assert after == ["aiohttp", "watchfiles", "worksync_p2p.node"]
+
+
+def test_up_turns_the_collector_back_on_when_its_options_are_refused(tmp_path: Path) -> None:
+    """`up` pauses the garbage collector while it imports the daemon's stack."""
+    assert cli.main(["up", str(tmp_path / "ws"), "--peer", "no-port"]) == cli.ExitCode.BAD_INPUT
+    assert gc.isenabled()
