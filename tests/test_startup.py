@@ -9,7 +9,6 @@ is lost on the way, in one process and across real processes.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from tests.nodehelpers import copy_corpus, render, wait_until
 from tests.test_up_processes import CORPUS, Peer, append_line, identical, wait_for
-from worksync_p2p import cli, commands
+from worksync_p2p import commands
 from worksync_p2p.node import NetOptions, running
 from worksync_p2p.workspace import init
 
@@ -162,9 +161,3 @@ def test_the_daemons_stack_is_imported_by_up_alone(tmp_path: Path) -> None:
     before, after = json.loads(done.stdout)
     assert before == []
     assert after == ["aiohttp", "watchfiles", "worksync_p2p.node"]
-
-
-def test_up_turns_the_collector_back_on_when_its_options_are_refused(tmp_path: Path) -> None:
-    """`up` pauses the garbage collector while it imports the daemon's stack."""
-    assert cli.main(["up", str(tmp_path / "ws"), "--peer", "no-port"]) == cli.ExitCode.BAD_INPUT
-    assert gc.isenabled()

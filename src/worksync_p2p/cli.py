@@ -21,7 +21,6 @@ a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import sys
@@ -370,22 +369,15 @@ def _init_summary(result: InitResult) -> dict[str, object]:
 
 
 def _cmd_up(args: argparse.Namespace) -> ExitCode:
-    # net_options imports the daemon's stack (aiohttp, watchfiles): that
-    # allocates a great deal and frees nothing, so the collector's passes
-    # over it are pure cost (75M instructions, 5 % of a reconnect).
-    gc.disable()
-    try:
-        net = commands.net_options(
-            args.dir,
-            args.host,
-            args.port,
-            args.peer,
-            local_only=args.local_only,
-            mdns=not args.no_mdns,
-            interfaces=args.interface,
-        )
-    finally:
-        gc.enable()
+    net = commands.net_options(
+        args.dir,
+        args.host,
+        args.port,
+        args.peer,
+        local_only=args.local_only,
+        mdns=not args.no_mdns,
+        interfaces=args.interface,
+    )
     commands.up(args.dir, json_output=args.json, net=net)
     return ExitCode.OK
 
