@@ -15,7 +15,8 @@ with its own B process (``peerruns.py``):
 
 The table lists them as edit, first sync, reconnect. ``peer-edit`` measures
 only the edit (after one first sync), for comparing watcher settings quickly;
-``peer-sync`` only the first sync.
+``peer-sync`` only the first sync, ``reconnect`` only the reconnect (after one
+first sync), for start-up work.
 """
 
 from __future__ import annotations
@@ -178,9 +179,25 @@ def peer_sync_case(session: Session) -> list[Result]:
     return _sync_rows(n, laps)
 
 
+def reconnect_case(session: Session) -> list[Result]:
+    """Only the reconnect rows: one first sync brings B level, then the restarts."""
+    n = item_count(session.config)
+    root, folder, code = _seed(session, n)
+    laps = Laps()
+    with peerproc.running(folder, root) as up_a:
+        pair = _pair(root, folder, code, n, up_a)
+        b = root / "b0"
+        progress("peers: one first sync")
+        first_sync(pair, b, laps)
+        wires = reconnects(session, pair, b, laps)
+    session.discard(root)
+    return _reconnect_rows(n, laps, wires)
+
+
 CASES: tuple[Case, ...] = (Case("peers", peers_case),)
 ON_REQUEST: tuple[Case, ...] = (
     Case("peer-edit", peer_edit_case),
     Case("peer-sync", peer_sync_case),
+    Case("reconnect", reconnect_case),
 )
 """Run only when named with ``--only``: they repeat rows of the full cases."""

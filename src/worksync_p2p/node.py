@@ -62,6 +62,8 @@ PROBE_TRIES = 100
 PROBE_INTERVAL_S = 0.05
 POOL_MIN_ITEMS = 16
 """Batches of fewer new items are rendered in the daemon: not worth a round trip."""
+FIRST_ROUND_WAIT_S = 0.3
+"""How long start-up lets the static peers' first sync rounds go before the watcher."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class LocalNode:
         self._clock_saved_ms = 0
         self._saved: dict[str, dict[str, Any]] = {}  # bridge state as last stored, by meta name
         self._empty_stats: dict[str, Stat | None] = {}
+        self._looked: dict[str, Stat | None] = {}  # what reconcile saw, until catch_up
 
     def started(self) -> Started:
         count = len(self.bridge.disk)
@@ -362,6 +365,7 @@ class LocalNode:
             self.execute(self.bridge.on_file(relpath, None, now))
         for relpath in present:
             stat = self.fs.stat(relpath)
+            self._looked[relpath] = stat
             record = self._records.get(relpath)
             if stat is None or record is None or not stat.matches(record):
                 self.feed(relpath)
@@ -372,6 +376,22 @@ class LocalNode:
                 self.execute(self.bridge.on_remote(key, "store"))
         self.save_clock()
         return len(present) - len(self.bridge.bad)
+
+    def catch_up(self) -> None:
+        """Take in what was saved between ``reconcile`` and the watcher's start.
+
+        The watcher reports only changes made after it set up its watches, so a
+        file saved after ``reconcile`` looked at it would wait for its next save.
+        Called once the watches are set: a file whose size or mtime moved since
+        ``reconcile`` saw it, a new one or a vanished one is fed again (feeding
+        an unchanged file is a no-op).
+        """
+        looked, self._looked = self._looked, {}
+        present = self.fs.list_items()
+        changed = [relpath for relpath in present if self.fs.stat(relpath) != looked.get(relpath)]
+        gone = set(looked) - set(present)
+        if changed or gone:
+            self.on_relpaths([*changed, *gone])
 
     # -- inputs ------------------------------------------------------------
 
@@ -685,6 +705,11 @@ async def running(
             _peering(node, net, on_peer),
         ):
             node.events_socket = socket_path
+            if node.peering is not None:
+                # Peers hear of the offline edits reconcile took in before the
+                # watcher's start (tens of ms over 10,000 files) holds the loop up;
+                # what is saved meanwhile the watcher's catch-up finds.
+                await node.peering.first_rounds(FIRST_ROUND_WAIT_S)
             async with asyncio.TaskGroup() as group:
                 group.create_task(_follow(node, stop))
                 try:
@@ -853,6 +878,7 @@ async def _watch(node: LocalNode, stop: asyncio.Event, wake: asyncio.Event) -> N
         debounce_ms=config.watch_debounce_ms,
         doorbell=config.watch_doorbell,
     ) as watcher:
+        node.catch_up()
         async with asyncio.TaskGroup() as group:
             group.create_task(_announce_ready(node, probe, stop, watcher.ring))
             group.create_task(_close_on(stop, watcher))

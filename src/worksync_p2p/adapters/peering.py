@@ -23,9 +23,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import aiohttp
-from aiohttp import web
-
+from worksync_p2p.adapters.aiohttp_notls import aiohttp, web
 from worksync_p2p.core import frames, handshake
 from worksync_p2p.core import syncproto as sp
 from worksync_p2p.identity import Identity
@@ -114,6 +112,8 @@ class Peering:
         # Every open WebSocket, handshakes included, so close() can end them all.
         self._sockets: set[Socket] = set()
         self._stopping = False
+        # Static peers whose first dial has not had its first sync round yet, by address.
+        self._first_rounds: dict[str, asyncio.Event] = {}
 
     # -- serving -----------------------------------------------------------
 
@@ -141,7 +141,25 @@ class Peering:
 
     def dial_forever(self, host: str, port: int) -> None:
         """Keep a connection to a static peer, reconnecting with jittered backoff."""
+        self._first_rounds.setdefault(f"{host}:{port}", asyncio.Event())
         self._spawn(self._dial_loop(host, port))
+
+    async def first_rounds(self, timeout_s: float) -> None:
+        """Wait until each static peer's first dial has ended or had its first sync
+        round (the peer's digest root answered), ``timeout_s`` at most.
+
+        For an unchanged workspace that round is the whole exchange; a start-up
+        that waits for it before other work reaches its peers sooner.
+        """
+        waits = [event.wait() for event in self._first_rounds.values()]
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waits), timeout_s)
+
+    def _first_round_done(self, address: str) -> None:
+        event = self._first_rounds.pop(address, None)
+        if event is not None:
+            event.set()
 
     async def _dial_loop(self, host: str, port: int) -> None:
         delay = RECONNECT_MIN_S
@@ -149,8 +167,11 @@ class Peering:
         while not self._stopping:
             started = time.monotonic()
             duplicate = None
-            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-                duplicate = await self.dial(host, port)
+            try:
+                with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                    duplicate = await self.dial(host, port)
+            finally:
+                self._first_round_done(f"{host}:{port}")
             existing = self.links.get(duplicate) if duplicate is not None else None
             if existing is not None:
                 # The peer is linked the other way round: redial only when that ends.
@@ -273,6 +294,7 @@ class Peering:
         try:
             link.send(link.sync.start())
             while await self._handle_some(link, inbox):
+                self._first_round_done(link.address)
                 # aiohttp hands over buffered messages without suspending: give
                 # the writer, the heartbeat and the reader their turn.
                 await asyncio.sleep(0)
