@@ -304,3 +304,48 @@ def test_a_value_that_lost_without_a_write_stays_a_conflict_after_the_next_save(
     (conflict,) = item.field_conflicts()
     assert conflict.winner.value == '"again"'
     assert [c.value for c in conflict.losers] == ['"theirs"']
+
+
+def test_a_half_saved_old_file_the_item_moved_back_to_leaves_no_second_file() -> None:
+    """B30 (CI seed 198): a peer's rename was written while the user saved the old file
+    in place (a leftover, merged when the save lands); then a peer moved the item back.
+    The landed save took the old path over, and the file written for the rename stayed:
+    a second file of the item, on this peer only."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, TEXT, path="moved.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", "moved.md")
+    (remove,) = [e for e in effects if isinstance(e, b.RemoveFile)]
+    assert bridge.on_remove_refused(remove.relpath, "t1", b"", 2000) == []  # the truncate
+    bridge.before_remote("t1")
+    _remote_edit(bridge, TEXT, path="t1.md")  # a peer's rename back to the old path
+    assert bridge.on_remote("t1", "peer-b") == []  # the save is half-way: its end first
+    saved = TEXT.replace("body line", "user line")
+    effects = bridge.on_file("t1.md", saved.encode(), 2050)
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md", "moved.md"]
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert (write.relpath, write.text) == ("t1.md", saved)
+    assert bridge.path_of("t1") == "t1.md"
+    assert "moved.md" not in bridge.disk
+
+
+def test_a_half_saved_old_file_keeps_its_base_past_an_update_that_writes_nothing() -> None:
+    """B30, the same run: while the old file of a rename waited half-saved, a peer update
+    that changed nothing in the render ended the move and dropped the base; the save,
+    when it landed, was diffed against the document and undid the peer's line."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 3", "line 3 peer"), path="moved.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", "moved.md")
+    (remove,) = [e for e in effects if isinstance(e, b.RemoveFile)]
+    assert bridge.on_remove_refused(remove.relpath, "t1", b"", 2000) == []  # the truncate
+    assert bridge.on_remote("t1", "peer-c") == []  # moved.md already reads as the document
+    saved = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("t1.md", saved.encode(), 2050)
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert write.relpath == "moved.md"
+    assert write.text == saved.replace("line 3", "line 3 peer")

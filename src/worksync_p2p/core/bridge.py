@@ -468,6 +468,8 @@ class Bridge:
         lost to the file's arrived without showing in it: the next save must not
         take it as replaced. The state the file showed is kept for its fields.
         """
+        if key in self.moving:
+            return  # the old file, still there (half-saved), is the user's: saved on the base
         base = self.base.pop(key, None)
         if base is not None and key not in self.seen and self.repo.hides_values(key, base):
             self.seen[key] = base
@@ -575,7 +577,9 @@ class Bridge:
         data = text.encode()
         digest = content_hash(data)
         effects: list[Effect] = []
-        self.moving.pop(key, None)  # a move left unfinished (removal refused too often)
+        left = self.moving.get(key)
+        if left is not None and self.leftovers.get(left) != key:
+            del self.moving[key]  # a move left unfinished (removal refused too often)
         self.departed.pop(relpath, None)  # the path is in use again
         record = self.disk.get(relpath)
         if record is not None and record.digest == digest:
@@ -677,7 +681,7 @@ class Bridge:
         if result.update is not None:
             event = ItemEvent("modified", key, target, (), FILE_ORIGIN)
             effects += [Persist(key, result.update), Emit(event)]
-        if target == relpath:
+        if target == relpath and self.disk.path_of(key) in (None, relpath):
             self.disk.set(relpath, FileRecord(key, digest))
             effects.append(Tracked(relpath, key, digest))
             # The merge may not be written at once (the file awaits a grace):
@@ -685,6 +689,11 @@ class Bridge:
             self._keep_file_state(key, result)
         else:
             effects.append(RemoveFile(relpath, digest, key))
+            if target == relpath and result.file_state is not None:
+                # The item came back to this path while another file of it is
+                # tracked: that file's move back writes the merge here again, and
+                # a save in between is based on this one, not on that file's base.
+                self.returning[relpath] = (key, result.file_state, now_ms + self.delete_grace_ms)
         return effects + self.on_remote(key, FILE_ORIGIN)
 
 
