@@ -11,16 +11,25 @@ known reproduction.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from simulations import textedit as te
 from simulations.__main__ import main
+from simulations.fakes import MemoryStore
 from simulations.memfs import MemFS
 from simulations.world import Result, run_seed
+from worksync_p2p.core import codec
 from worksync_p2p.core.bridge import content_hash
+from worksync_p2p.core.hlc import Hlc
+from worksync_p2p.core.itemdoc import Writer
+from worksync_p2p.core.repo import Repo
+from worksync_p2p.node import LocalNode
 from worksync_p2p.ports import WriteOutcome
+from worksync_p2p.workspace import Config, Workspace
 
 CI_SEEDS = range(1, 201)
 CI_PEERS = 5
@@ -255,3 +264,49 @@ def test_soak() -> None:
 def test_a_user_rename_racing_a_peer_rename_leaves_one_file() -> None:
     """Found by the harness: the file written for the peer's rename gave way to nothing."""
     _bug(3176, 2, 5)
+
+
+# -- the bridge state a restart keeps (LocalNode over the harness's fakes) -------------------
+
+ITEM = "---\nid: t1\nstatus: todo\n---\nline 0\nline 1\nline 2\n"
+
+
+def _sim_node(fs: MemFS, store: MemoryStore, now_ms: int) -> LocalNode:
+    node = LocalNode(
+        Workspace(Path("/sim/node")),
+        Config(),
+        store,
+        fs=fs,
+        clock=lambda: now_ms,
+        rng=random.Random(now_ms),
+        peer_id="aaaa000001",
+    )
+    node.load()
+    node.reconcile()
+    return node
+
+
+def test_the_half_saved_old_file_of_a_move_merges_from_its_own_state_after_a_restart() -> None:
+    """B30 and ``Bridge.returning``: the old file of a peer's rename was half-way through
+    an in-place save; its base goes with it (``returning``). Not stored, a restart before
+    the save landed forgot it, and the save was diffed against the document: the peer's
+    line, which the save never showed, was deleted."""
+    fs, store = MemFS(), MemoryStore()
+    fs.put("t1.md", ITEM.encode())
+    node = _sim_node(fs, store, 1_000)
+    state = node.repo.encoded("t1")
+    assert state is not None
+    peer = Repo(Writer("bbbb000002", Hlc("bbbb000002"), 0), 99)
+    peer.load("t1", state)
+    theirs = ITEM.replace("line 2", "line 2 peer")
+    update = peer.ingest("t1", "moved.md", codec.parse(theirs.encode(), "moved.md"), 2_000).update
+    assert update is not None
+    fs.put("t1.md", b"")  # the user's in-place save has truncated the old file
+    node.receive("t1", update, "bbbb000002")
+    assert fs.get("moved.md") == theirs.encode()
+    assert "t1.md" in node.bridge.returning
+    store.crash()  # the daemon dies; the save lands while it is down
+    fs.put("t1.md", ITEM.replace("line 0", "line 0 user").encode())
+    _sim_node(fs, store, 3_000)
+    assert fs.get("t1.md") is None
+    assert fs.get("moved.md") == theirs.replace("line 0", "line 0 user").encode()

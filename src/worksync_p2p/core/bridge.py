@@ -180,9 +180,10 @@ class Bridge:
     """Old files of finished moves: relpath -> (key, the state the file held). An
     editor still open on one may save it back: that save edits the moved item."""
     returning: dict[str, tuple[str, bytes, int]] = field(default_factory=dict)
-    """Files we wrote for a peer's rename, missing when the user's own copy took the
-    item: relpath -> (key, the state the file showed, until when a save may bring it
-    back). One that comes back was being saved: merged, then removed."""
+    """Files leaving the item whose save is based on a state of their own: relpath ->
+    (key, that state, until when a save may bring it back). The file we wrote for a
+    peer's rename, missing when the user's own copy took the item (one that comes back
+    was being saved: merged, then removed); the half-saved old file of a move."""
     seen: dict[str, bytes] = field(default_factory=dict)
     """Items whose file reads as the document, though field values that lost to the
     file's arrived since it was written: key -> the state whose values it showed."""
@@ -468,8 +469,6 @@ class Bridge:
         lost to the file's arrived without showing in it: the next save must not
         take it as replaced. The state the file showed is kept for its fields.
         """
-        if key in self.moving:
-            return  # the old file, still there (half-saved), is the user's: saved on the base
         base = self.base.pop(key, None)
         if base is not None and key not in self.seen and self.repo.hides_values(key, base):
             self.seen[key] = base
@@ -577,9 +576,7 @@ class Bridge:
         data = text.encode()
         digest = content_hash(data)
         effects: list[Effect] = []
-        left = self.moving.get(key)
-        if left is not None and self.leftovers.get(left) != key:
-            del self.moving[key]  # a move left unfinished (removal refused too often)
+        self.moving.pop(key, None)  # a move left unfinished (removal refused too often)
         self.departed.pop(relpath, None)  # the path is in use again
         record = self.disk.get(relpath)
         if record is not None and record.digest == digest:
@@ -634,9 +631,9 @@ class Bridge:
         if data == b"" and relpath not in self.confirmed_empty:
             # Seen at the truncate of an in-place save: merge the save once it
             # has landed (or stayed empty for the grace), not its empty start.
-            # The move stays unfinished meanwhile: the save is based on ``base``.
             self.leftovers[relpath] = key
             self.suspect_empty.setdefault(relpath, now_ms + self.empty_grace_ms)
+            self._keep_for_the_left_file(relpath, key, now_ms)
             return []
         if self.moving.get(key) == relpath:
             del self.moving[key]
@@ -659,6 +656,20 @@ class Bridge:
             file_base = returning[1]
         base = file_base if file_base is not None else self.base.pop(key, None)
         return self._merge_left(relpath, key, parsed, content_hash(data), base=base, now_ms=now_ms)
+
+    def _keep_for_the_left_file(self, relpath: str, key: str, now_ms: int) -> None:
+        """The base goes with the file that is leaving: its save is based on it.
+
+        The item's new file holds what we wrote; a save of that one is based on
+        the document, and must not be merged from the old file's base.
+        """
+        if relpath in self.returning:
+            return  # it has its own state already; the base is the user's copy's
+        if self.moving.get(key) == relpath:
+            del self.moving[key]
+        base = self.base.pop(key, None)
+        if base is not None:
+            self.returning[relpath] = (key, base, now_ms + self.delete_grace_ms)
 
     def _merge_left(
         self,
