@@ -349,3 +349,29 @@ def test_a_half_saved_old_file_keeps_its_base_past_an_update_that_writes_nothing
     (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
     assert write.relpath == "moved.md"
     assert write.text == saved.replace("line 3", "line 3 peer")
+
+
+def test_a_delete_and_recreate_save_of_the_old_file_of_a_rename_edits_the_item() -> None:
+    """B31 (CI seed 33): a peer's rename arrived while the user was saving the old file by
+    delete and re-create; its removal found it gone and took it for a move by the user.
+    The user also saved the new file; when the re-created old file landed, it was a
+    second file claiming the id (reported, never synced)."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", None, 2000) == []  # the delete of the save
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 3", "line 3 peer"), path="moved.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", "moved.md")
+    (remove,) = [e for e in effects if isinstance(e, b.RemoveFile)]
+    assert bridge.on_remove_refused(remove.relpath, "t1", None, 2010) == []  # gone
+    moved = LINES.replace("line 3", "line 3 peer").replace("line 1", "line 1 new file")
+    bridge.on_file("moved.md", moved.encode(), 2020)  # the user saves the new file too
+    saved = LINES.replace("line 0", "line 0 old file")
+    effects = bridge.on_file("t1.md", saved.encode(), 2030)  # the re-create lands
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert write.relpath == "moved.md"
+    assert write.text == moved.replace("line 0", "line 0 old file")
+    assert bridge.strays == {}

@@ -356,6 +356,7 @@ class Bridge:
         item = self.repo.get(key)
         if naming.item_key(parsed.fields, relpath) != key or item is None or not item.alive():
             return None
+        self.strays.pop(key, None)  # the user's copy is this file: the one we wrote stays
         return self._merge_left(relpath, key, parsed, content_hash(data), base=state, now_ms=now_ms)
 
     def _returned(self, relpath: str, data: bytes, now_ms: int) -> list[Effect]:
@@ -643,8 +644,12 @@ class Bridge:
             # and their copy is merged from the state it was saved on.
             current = self.disk.path_of(key)
             record = self.disk.get(current) if current is not None else None
+            base = self.base.get(key)
             if record is not None:
                 self.strays[key] = (record.digest, self.base.pop(key, None))
+            # Or it is half-way through a delete-and-recreate save: back here, that
+            # save edits the item (as a stale editor's save of a moved file does).
+            self._depart(relpath, key, base)
             return []
         try:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
