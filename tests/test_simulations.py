@@ -37,16 +37,13 @@ CI_OPS = 100
 SOAK_SEEDS = range(10_000, 10_600)
 
 KNOWN_FAILING: dict[int, tuple[str, ...]] = {
-    21: ("lost-edit",),
-    31: ("lost-edit",),
-    33: ("diverged",),
+    31: ("diverged",),
     56: ("diverged",),
     151: ("lost-edit",),
-    152: ("lost-edit",),
     158: ("lost-edit",),
     167: ("duplicated",),
 }
-"""Seed -> what it reports today (B1-B23 are fixed; these are open)."""
+"""Seed -> what it reports today (B1-B23 and B30-B32 are fixed; these are open)."""
 
 
 @pytest.fixture(autouse=True)
@@ -231,6 +228,13 @@ def test_b30_a_half_saved_old_file_the_item_moved_back_to_leaves_no_second_file(
     """A peer's rename was written while the old file was half-saved; a peer moved the item
     back; the landed save took the old path and the file written for the rename stayed."""
     _bug(198, 5, 100)
+
+
+def test_b31_b32_the_old_file_of_a_rename_saved_by_delete_and_recreate_edits_the_item() -> None:
+    """Found gone by the rename's removal (taken for the user's move), the re-created old
+    file was a second file of the id (B31); merged, its claim clashed with the claim
+    saved in the new file, one cell of one writer, and vanished (B32)."""
+    _bug(33, 5, 100)
 
 
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:

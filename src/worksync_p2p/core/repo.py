@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from worksync_p2p.core import codec, fields
+from worksync_p2p.core.hlc import Hlc, Stamp
 from worksync_p2p.core.itemdoc import ItemDoc, Writer, genesis_update
 
 DEFAULT_CACHE_SIZE = 512
@@ -151,13 +152,37 @@ class Repo:
         item = self.get(key)
         if item is None:
             return self.ingest(key, relpath, parsed, now_ms)
-        fork = ItemDoc.new(self.rng.getrandbits(CLIENT_ID_BITS))
-        fork.doc.apply_update(base)
         self.writer.now_ms = now_ms
-        update = fork.ingest(parsed, relpath, self.writer, seen=seen)
+        fork, update = self._fork_ingest(base, parsed, relpath, self.writer, seen)
+        if update is not None and _sets_a_cell_changed_since(fork, item, base):
+            # Our own writer set one of those cells since ``base`` (a save of another
+            # file of the item): two concurrent sets of one map key, of which Yjs keeps
+            # one by client id. Written as a writer of its own, both stay visible and
+            # the later stamp wins, as between peers.
+            fork, update = self._fork_ingest(base, parsed, relpath, self._fork_writer(), seen)
         if update is not None:
             item.doc.apply_update(update)
         return Ingested(key, update, created=False, file_state=fork.doc.get_update())
+
+    def _fork_ingest(
+        self,
+        base: bytes,
+        parsed: codec.ParsedItem,
+        relpath: str,
+        writer: Writer,
+        seen: bytes | None,
+    ) -> tuple[ItemDoc, bytes | None]:
+        fork = ItemDoc.new(self.rng.getrandbits(CLIENT_ID_BITS))
+        fork.doc.apply_update(base)
+        update = fork.ingest(parsed, relpath, writer, seen=seen)
+        return fork, update
+
+    def _fork_writer(self) -> Writer:
+        """A writer id of its own for one merge, on our clock (which then moves past it)."""
+        ours = self.writer
+        name = f"{ours.peer}~{self.rng.getrandbits(CLIENT_ID_BITS):08x}"
+        hlc = ForkClock(name, ours.hlc)
+        return Writer(name, hlc, ours.now_ms)
 
     def hides_values(self, key: str, seen: bytes) -> bool:
         """Whether the item holds field values a file showing ``seen`` never showed."""
@@ -189,3 +214,28 @@ class Repo:
             return None
         self.writer.now_ms = now_ms
         return item.delete(self.writer)
+
+
+class ForkClock(Hlc):
+    """The clock of a one-merge writer: its stamps follow ``ours``, and ours follow them."""
+
+    def __init__(self, writer: str, ours: Hlc) -> None:
+        super().__init__(writer, *ours.state())
+        self._ours = ours
+
+    def tick(self, now_ms: int, after: Stamp | None = None) -> Stamp:
+        stamp = super().tick(now_ms, after)
+        self._ours.observe(stamp)
+        return stamp
+
+
+def _sets_a_cell_changed_since(fork: ItemDoc, item: ItemDoc, base: bytes) -> bool:
+    """Whether the fork set a field cell that ``item`` also changed since ``base``."""
+    then = ItemDoc.new(0)
+    then.doc.apply_update(base)
+    before = then.field_cells()
+    now = item.field_cells()
+    changed = {key for key, value in now.items() if before.get(key) != value}
+    return any(
+        before.get(key) != value and key in changed for key, value in fork.field_cells().items()
+    )
