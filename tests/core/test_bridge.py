@@ -375,3 +375,23 @@ def test_a_delete_and_recreate_save_of_the_old_file_of_a_rename_edits_the_item()
     assert write.relpath == "moved.md"
     assert write.text == moved.replace("line 0", "line 0 old file")
     assert bridge.strays == {}
+
+
+def test_a_save_of_the_new_file_during_the_merge_of_the_old_one_keeps_both() -> None:
+    """B31 as first written (CI seed 21 at 5 x 20, ``test_b19``): the old file of a rename
+    came back and was merged into the item, whose file was saved before the merge was
+    written there; that save was diffed against the merged document and undid the merge."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    _remote_rename(bridge, "moved.md", LINES)
+    effects = bridge.on_file("t1.md", LINES.replace("line 0", "line 0 old").encode(), 2000)
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert write.relpath == "moved.md"
+    bridge.write_refused(write.relpath, write.key, write.expect)  # the user saved it too
+    bridge.on_file("moved.md", LINES.replace("line 2", "line 2 new").encode(), 2010)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert "line 0 old" in text
+    assert "line 2 new" in text

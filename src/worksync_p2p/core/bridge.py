@@ -692,6 +692,10 @@ class Bridge:
             return []
         target = item.path() if item.alive() else relpath
         target = target or relpath
+        if target != relpath and self.disk.path_of(key) == target:
+            # The item's own file falls behind the merge until it is written: a
+            # save of it meanwhile is based on what it showed before.
+            self._remember_base(key)
         result = self._merge_save(key, target, parsed, now_ms, base)
         effects: list[Effect] = []
         if result.update is not None:
