@@ -395,3 +395,29 @@ def test_a_save_of_the_new_file_during_the_merge_of_the_old_one_keeps_both() -> 
     assert text is not None
     assert "line 0 old" in text
     assert "line 2 new" in text
+
+
+def test_a_stale_editor_saving_the_old_path_of_a_renamed_then_deleted_item_revives_it() -> None:
+    """B33 (found by the ``stale_save`` op, CI seed 103): the item was renamed, then
+    deleted by a peer; the editor still open on the old path saved it. The save was
+    ingested against the deleted document, not the state the file held: the peer's
+    line, which the file never showed, was deleted with the revival."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    _remote_rename(bridge, "moved.md", LINES.replace("line 3", "line 3 peer"))
+    item = bridge.repo.get("t1")
+    assert item is not None
+    other = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
+    other.load("t1", item.doc.get_update())
+    deletion = other.delete("t1", 3000)
+    assert deletion is not None
+    item.apply_remote(deletion)
+    for effect in bridge.on_remote("t1", "peer-b"):
+        if isinstance(effect, b.RemoveFile):
+            bridge.removed(effect.relpath, effect.key)
+    assert not item.alive()
+    saved = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("t1.md", saved.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert item.alive()
+    assert item.render() == saved.replace("line 3", "line 3 peer")

@@ -353,9 +353,10 @@ class Bridge:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
         except codec.ItemError:
             return None  # reported as any bad file is
-        item = self.repo.get(key)
-        if naming.item_key(parsed.fields, relpath) != key or item is None or not item.alive():
+        if naming.item_key(parsed.fields, relpath) != key or self.repo.get(key) is None:
             return None
+        # Deleted since: the save is an edit the delete had not seen, and it wins (merged
+        # from what the file held, like any other save of it).
         self.strays.pop(key, None)  # the user's copy is this file: the one we wrote stays
         return self._merge_left(relpath, key, parsed, content_hash(data), base=state, now_ms=now_ms)
 
