@@ -45,7 +45,6 @@ KNOWN_FAILING: dict[int, tuple[str, ...]] = {
     83: ("diverged",),
     85: ("duplicated",),
     99: ("duplicated",),
-    107: ("lost-edit",),
     151: ("lost-edit",),
     167: ("diverged",),
     181: ("diverged",),
@@ -53,7 +52,7 @@ KNOWN_FAILING: dict[int, tuple[str, ...]] = {
     186: ("diverged",),
     194: ("duplicated",),
 }
-"""Seed -> what it reports today (B1-B23 and B30-B33 are fixed; these are open; most came
+"""Seed -> what it reports today (B1-B23 and B30-B34 are fixed; these are open; most came
 with the ``stale_save`` op, see simulations/README.md)."""
 
 
@@ -255,6 +254,13 @@ def test_b33_a_stale_editor_saving_the_old_path_of_a_deleted_item_keeps_what_it_
     """Found with the ``stale_save`` op (so on today's op mix): renamed, then deleted by a
     peer, the item came back from the old path's save diffed against the document."""
     result = run_seed(103, 5, 100)
+    assert result.ok, _explain(result)
+
+
+def test_b34_a_delete_decided_from_an_older_state_leaves_a_save_made_since() -> None:
+    """Found with the ``stale_save`` op: the delete's ``rev`` cell replaced the one the
+    merged save had set (one cell per writer), and the item died with the edit."""
+    result = run_seed(107, 5, 100)
     assert result.ok, _explain(result)
 
 

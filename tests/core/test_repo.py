@@ -48,3 +48,21 @@ def test_a_merge_from_a_base_uses_our_writer_when_nothing_clashes() -> None:
     assert {c.key.rpartition("|")[2] for c in item.field_index().registers[("status",)]} == {
         "peer-a"
     }
+
+
+def test_a_delete_from_an_older_state_does_not_replace_a_save_made_since() -> None:
+    """B34 (CI seed 107 with the ``stale_save`` op): a file deleted by the user, decided
+    against the state it showed, while a save merged since (a stale editor's save of the
+    old path of a rename) had set our ``rev`` cell. Both set ``rev|<us>``; Yjs kept the
+    delete's, and the edit that should have won over the delete was gone."""
+    for client_id in range(1, 9):  # which concurrent set Yjs keeps depends on the ids
+        repo = Repo(Writer("peer-a", Hlc("peer-a"), 0), client_id)
+        repo.ingest("t1", "t1.md", _parse(TEXT), 1_000)
+        base = repo.encoded("t1")
+        assert base is not None
+        repo.ingest("t1", "t1.md", _parse(TEXT.replace("body", "body, saved since")), 2_000)
+        assert repo.delete_from("t1", base, 3_000) is not None
+        item = repo.get("t1")
+        assert item is not None
+        assert item.alive(), f"client id {client_id}"
+        assert "saved since" in (item.render() or "")

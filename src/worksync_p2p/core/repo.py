@@ -18,6 +18,9 @@ import random
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import Map
 
 from worksync_p2p.core import codec, fields
 from worksync_p2p.core.hlc import Hlc, Stamp
@@ -200,13 +203,21 @@ class Repo:
         item = self.get(key)
         if item is None:
             return None
-        fork = ItemDoc.new(self.rng.getrandbits(CLIENT_ID_BITS))
-        fork.doc.apply_update(base)
         self.writer.now_ms = now_ms
-        update = fork.delete(self.writer)
+        fork, update = self._fork_delete(base, self.writer)
+        if update is not None and _sets_a_cell_changed_since(fork, item, base, "meta"):
+            # Our writer saved the item since ``base`` (its ``rev`` cell): the delete's
+            # ``rev`` set concurrently on that key could replace the edit, which must
+            # win. Written by a writer of its own, both stay, and the edit keeps it alive.
+            fork, update = self._fork_delete(base, self._fork_writer())
         if update is not None:
             item.doc.apply_update(update)
         return update
+
+    def _fork_delete(self, base: bytes, writer: Writer) -> tuple[ItemDoc, bytes | None]:
+        fork = ItemDoc.new(self.rng.getrandbits(CLIENT_ID_BITS))
+        fork.doc.apply_update(base)
+        return fork, fork.delete(writer)
 
     def delete(self, key: str, now_ms: int) -> bytes | None:
         item = self.get(key)
@@ -229,13 +240,16 @@ class ForkClock(Hlc):
         return stamp
 
 
-def _sets_a_cell_changed_since(fork: ItemDoc, item: ItemDoc, base: bytes) -> bool:
-    """Whether the fork set a field cell that ``item`` also changed since ``base``."""
+def _sets_a_cell_changed_since(
+    fork: ItemDoc, item: ItemDoc, base: bytes, name: str = "fields"
+) -> bool:
+    """Whether the fork set a cell of map ``name`` that ``item`` also changed since ``base``."""
     then = ItemDoc.new(0)
     then.doc.apply_update(base)
-    before = then.field_cells()
-    now = item.field_cells()
+    before, now, forked = (_cells(doc, name) for doc in (then, item, fork))
     changed = {key for key, value in now.items() if before.get(key) != value}
-    return any(
-        before.get(key) != value and key in changed for key, value in fork.field_cells().items()
-    )
+    return any(before.get(key) != value and key in changed for key, value in forked.items())
+
+
+def _cells(item: ItemDoc, name: str) -> dict[str, Any]:
+    return fields.map_items(item.doc.get(name, type=Map))
