@@ -52,7 +52,7 @@ KNOWN_FAILING: dict[int, tuple[str, ...]] = {
     186: ("diverged",),
     194: ("duplicated",),
 }
-"""Seed -> what it reports today (B1-B23 and B30-B34 are fixed; these are open; most came
+"""Seed -> what it reports today (B1-B23 and B40-B44 are fixed; these are open; most came
 with the ``stale_save`` op, see simulations/README.md)."""
 
 
@@ -235,20 +235,20 @@ def test_b23_a_word_replaced_by_a_similar_one_is_not_built_around_shared_letters
     _bug(18, 5, 40)
 
 
-def test_b30_a_half_saved_old_file_the_item_moved_back_to_leaves_no_second_file() -> None:
+def test_b40_a_half_saved_old_file_the_item_moved_back_to_leaves_no_second_file() -> None:
     """A peer's rename was written while the old file was half-saved; a peer moved the item
     back; the landed save took the old path and the file written for the rename stayed."""
     _bug(198, 5, 100)
 
 
-def test_b31_b32_the_old_file_of_a_rename_saved_by_delete_and_recreate_edits_the_item() -> None:
+def test_b41_b42_the_old_file_of_a_rename_saved_by_delete_and_recreate_edits_the_item() -> None:
     """Found gone by the rename's removal (taken for the user's move), the re-created old
-    file was a second file of the id (B31); merged, its claim clashed with the claim
-    saved in the new file, one cell of one writer, and vanished (B32)."""
+    file was a second file of the id (B41); merged, its claim clashed with the claim
+    saved in the new file, one cell of one writer, and vanished (B42)."""
     _bug(33, 5, 100)
 
 
-def test_b33_a_stale_editor_saving_the_old_path_of_a_deleted_item_keeps_what_it_never_showed() -> (
+def test_b43_a_stale_editor_saving_the_old_path_of_a_deleted_item_keeps_what_it_never_showed() -> (
     None
 ):
     """Found with the ``stale_save`` op (so on today's op mix): renamed, then deleted by a
@@ -257,7 +257,7 @@ def test_b33_a_stale_editor_saving_the_old_path_of_a_deleted_item_keeps_what_it_
     assert result.ok, _explain(result)
 
 
-def test_b34_a_delete_decided_from_an_older_state_leaves_a_save_made_since() -> None:
+def test_b44_a_delete_decided_from_an_older_state_leaves_a_save_made_since() -> None:
     """Found with the ``stale_save`` op: the delete's ``rev`` cell replaced the one the
     merged save had set (one cell per writer), and the item died with the edit."""
     result = run_seed(107, 5, 100)
@@ -318,7 +318,7 @@ def _sim_node(fs: MemFS, store: MemoryStore, now_ms: int) -> LocalNode:
 
 
 def test_the_half_saved_old_file_of_a_move_merges_from_its_own_state_after_a_restart() -> None:
-    """B30 and ``Bridge.returning``: the old file of a peer's rename was half-way through
+    """B40 and ``Bridge.returning``: the old file of a peer's rename was half-way through
     an in-place save; its base goes with it (``returning``). Not stored, a restart before
     the save landed forgot it, and the save was diffed against the document: the peer's
     line, which the save never showed, was deleted."""

@@ -307,7 +307,7 @@ def test_a_value_that_lost_without_a_write_stays_a_conflict_after_the_next_save(
 
 
 def test_a_half_saved_old_file_the_item_moved_back_to_leaves_no_second_file() -> None:
-    """B30 (CI seed 198): a peer's rename was written while the user saved the old file
+    """B40 (CI seed 198): a peer's rename was written while the user saved the old file
     in place (a leftover, merged when the save lands); then a peer moved the item back.
     The landed save took the old path over, and the file written for the rename stayed:
     a second file of the item, on this peer only."""
@@ -332,7 +332,7 @@ def test_a_half_saved_old_file_the_item_moved_back_to_leaves_no_second_file() ->
 
 
 def test_a_half_saved_old_file_keeps_its_base_past_an_update_that_writes_nothing() -> None:
-    """B30, the same run: while the old file of a rename waited half-saved, a peer update
+    """B40, the same run: while the old file of a rename waited half-saved, a peer update
     that changed nothing in the render ended the move and dropped the base; the save,
     when it landed, was diffed against the document and undid the peer's line."""
     bridge = make_bridge()
@@ -352,7 +352,7 @@ def test_a_half_saved_old_file_keeps_its_base_past_an_update_that_writes_nothing
 
 
 def test_a_delete_and_recreate_save_of_the_old_file_of_a_rename_edits_the_item() -> None:
-    """B31 (CI seed 33): a peer's rename arrived while the user was saving the old file by
+    """B41 (CI seed 33): a peer's rename arrived while the user was saving the old file by
     delete and re-create; its removal found it gone and took it for a move by the user.
     The user also saved the new file; when the re-created old file landed, it was a
     second file claiming the id (reported, never synced)."""
@@ -378,7 +378,7 @@ def test_a_delete_and_recreate_save_of_the_old_file_of_a_rename_edits_the_item()
 
 
 def test_a_save_of_the_new_file_during_the_merge_of_the_old_one_keeps_both() -> None:
-    """B31 as first written (CI seed 21 at 5 x 20, ``test_b19``): the old file of a rename
+    """B41 as first written (CI seed 21 at 5 x 20, ``test_b19``): the old file of a rename
     came back and was merged into the item, whose file was saved before the merge was
     written there; that save was diffed against the merged document and undid the merge."""
     bridge = make_bridge()
@@ -398,7 +398,7 @@ def test_a_save_of_the_new_file_during_the_merge_of_the_old_one_keeps_both() -> 
 
 
 def test_a_stale_editor_saving_the_old_path_of_a_renamed_then_deleted_item_revives_it() -> None:
-    """B33 (found by the ``stale_save`` op, CI seed 103): the item was renamed, then
+    """B43 (found by the ``stale_save`` op, CI seed 103): the item was renamed, then
     deleted by a peer; the editor still open on the old path saved it. The save was
     ingested against the deleted document, not the state the file held: the peer's
     line, which the file never showed, was deleted with the revival."""

@@ -15,7 +15,7 @@ def _parse(text: str) -> codec.ParsedItem:
 
 
 def test_two_saves_of_one_field_from_two_files_of_an_item_both_stay_visible() -> None:
-    """B32 (CI seed 33): a save merged from an older base (the old file of a move) set a
+    """B42 (CI seed 33): a save merged from an older base (the old file of a move) set a
     field our writer had also set since that base (a save of the new file). Both wrote
     the cell ``["status"]|<us>`` concurrently; Yjs kept one by client id, and the other
     value was gone with no conflict record."""
@@ -51,7 +51,7 @@ def test_a_merge_from_a_base_uses_our_writer_when_nothing_clashes() -> None:
 
 
 def test_a_delete_from_an_older_state_does_not_replace_a_save_made_since() -> None:
-    """B34 (CI seed 107 with the ``stale_save`` op): a file deleted by the user, decided
+    """B44 (CI seed 107 with the ``stale_save`` op): a file deleted by the user, decided
     against the state it showed, while a save merged since (a stale editor's save of the
     old path of a rename) had set our ``rev`` cell. Both set ``rev|<us>``; Yjs kept the
     delete's, and the edit that should have won over the delete was gone."""
