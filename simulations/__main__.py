@@ -31,6 +31,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--peers", type=int, default=5)
     run.add_argument("--ops", type=int, default=200)
     run.add_argument("-v", "--verbose", action="store_true", help="one line per seed")
+    run.add_argument(
+        "--old-ops", action="store_true", help="without the ops added later (swarm.LATER_OP_KINDS)"
+    )
     chaos = sub.add_parser("chaos", help="real `up` processes on loopback under kills and cuts")
     chaos_which = chaos.add_mutually_exclusive_group()
     chaos_which.add_argument("--seed", type=int, default=0)
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     count = 0
     last: Result | None = None
     for seed in _plan(args):
-        last = run_seed(seed, args.peers, args.ops)
+        last = run_seed(seed, args.peers, args.ops, later_ops=not args.old_ops)
         count += 1
         combined.update(last.trace_hash.encode())
         if not last.ok:

@@ -63,6 +63,7 @@ class MemFS:
         self.on_change = on_change
         self.on_node_op: Callable[[str], None] | None = None  # the trace of what the node did
         self.counters = FsCounters()
+        self.last_held: dict[str, bytes] = {}  # what a path held when it last went away
         self._mtime = 0
 
     # -- FileSystem port (what the node calls) ------------------------------------
@@ -120,7 +121,9 @@ class MemFS:
         self._changed(relpath)
 
     def remove(self, relpath: str) -> None:
-        if self.files.pop(relpath, None) is not None:
+        entry = self.files.pop(relpath, None)
+        if entry is not None:
+            self.last_held[relpath] = entry.data
             self._changed(relpath)
 
     def rename(self, source: str, target: str) -> None:
@@ -128,6 +131,7 @@ class MemFS:
         entry = self.files.pop(source, None)
         if entry is None:
             return
+        self.last_held[source] = entry.data
         self.files[target] = entry
         self._changed(source)
         self._changed(target)

@@ -26,6 +26,8 @@ OP_KINDS = (
     "same_edit",
     "delete_vs_edit",
 )
+LATER_OP_KINDS = ("stale_save",)
+"""Added after the first seeds were recorded (see ``draw``)."""
 SAVE_STYLES = ("in_place", "rename", "recreate")
 NEMESES = ("partition", "isolate", "one_way", "clog", "crash", "stop", "skew")
 
@@ -90,13 +92,22 @@ def _link(rng: random.Random, lossy: bool) -> LinkFaults:
     )
 
 
-def draw(seed: int, peers: int, ops: int) -> Swarm:
+def draw(seed: int, peers: int, ops: int, later_ops: bool = True) -> Swarm:
+    """``later_ops=False``: the op mix before ``LATER_OP_KINDS`` were added (the runs
+    the named regression tests were found on)."""
     rng = substream(seed, "swarm")
     weights = tuple(
         (kind, rng.choice((0, 1, 2, 4)) if rng.random() < 0.85 else 0) for kind in OP_KINDS
     )
     if not any(w for _, w in weights):
         weights = tuple((kind, 1) for kind in OP_KINDS)
+    # Ops added later draw from a stream of their own: the rest of the swarm
+    # (faults, links, clones) stays what each seed drew before.
+    later = substream(seed, "swarm-later-ops")
+    weights += tuple(
+        (kind, later.choice((0, 1, 2, 4)) if later.random() < 0.85 and later_ops else 0)
+        for kind in LATER_OP_KINDS
+    )
     lossy = rng.random() < 0.5
     links = {(a, b): _link(rng, lossy) for a in range(peers) for b in range(peers) if a != b}
     nemeses = tuple(n for n in NEMESES if rng.random() < 0.5)

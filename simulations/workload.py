@@ -4,8 +4,9 @@ Each operation reads a file on one peer's folder (up or down: people edit
 while the daemon is stopped too), changes it the way a person would
 (``textedit``), saves it (``editors``) and tells the ledger which markers it
 added and which it saw go. Compound operations make two peers act at the
-same instant: two claims of one item, a delete racing an edit, and the same
-edit saved independently on two peers.
+same instant: two claims of one item, a delete racing an edit, the same
+edit saved independently on two peers, and a peer's rename of a file an
+editor still has open (it saves to the old path later).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from worksync_p2p.core.report import conflicts_of
 
 FOLDERS = ("", "", "sub/", "sub/deeper/")
 SAME_EDIT_LOCK_MS = 30_000
+STALE_SAVE_MS = (20, 400)
+"""How long an editor keeps a file open before it saves (the peer's rename may land first)."""
 
 
 @dataclass
@@ -76,6 +79,7 @@ class Workload:
             "claim": self._claim,
             "same_edit": self._same_edit,
             "delete_vs_edit": self._delete_vs_edit,
+            "stale_save": self._stale_save,
         }
 
     # -- set-up ------------------------------------------------------------------------
@@ -263,6 +267,49 @@ class Workload:
             return False
         self._delete(pair[0])
         return self._body_edit("insert_line", pair[1])
+
+    def _stale_save(self) -> bool:
+        """An editor open on a file saves its buffer after a peer's rename moved the item.
+
+        One person opens the file; a person on another peer renames the item;
+        the editor saves later, to the path it opened. An editor that checks the
+        file on save (vim, VS Code, Emacs) reloads a file changed under it instead
+        of saving: that case is skipped. A file gone (the rename landed) or as it
+        was is saved, and the save is an edit of the moved item.
+        """
+        pair = self._two_peers_with()
+        if pair is None or pair[0].key.startswith(naming.PATH_KEY_PREFIX):
+            return False
+        opened, other = pair
+        split = te.Split.parse(opened.text)
+        if split is None:
+            return False
+        target = self._new_path()
+        other.peer.fs.rename(other.relpath, target)
+        self.sim.trace.op(
+            self.sim.now, f"{other.peer.label} rename {other.relpath} -> {target} (stale_save)"
+        )
+        edit = te.insert_line(split, self._marker(), self.rng, hot=False)
+        self.editors.busy.add((opened.peer.index, opened.relpath))
+        delay = self.rng.randint(*STALE_SAVE_MS)
+        self.sim.after(delay, lambda: self._stale_finish(opened, edit))
+        return True
+
+    def _stale_finish(self, opened: Pick, edit: te.Edit) -> None:
+        self.editors.busy.discard((opened.peer.index, opened.relpath))
+        fs = opened.peer.fs
+        now = fs.get(opened.relpath)
+        held = now if now is not None else fs.last_held.get(opened.relpath)
+        if held != opened.text.encode():
+            # Changed under the editor (before it went, if it went): an editor that
+            # checks reloads it; one that does not is the stale-save limit (README).
+            self.sim.trace.op(self.sim.now, f"{opened.peer.label} stale_save reloads instead")
+            return
+        if now is None:
+            self.ledger.op_counts["stale_save_gone"] = (
+                self.ledger.op_counts.get("stale_save_gone", 0) + 1
+            )
+        self._save(opened, "stale_save", edit)
 
     def _same_edit(self) -> bool:
         """Two peers save byte-identical edits of an item every replica agrees on."""

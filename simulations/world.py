@@ -43,6 +43,7 @@ class Result:
     swarm: Swarm
     problems: list[str] = field(default_factory=list)
     trace_hash: str = ""
+    later_ops: bool = True
     recent: list[str] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -51,13 +52,17 @@ class Result:
         return not self.problems
 
     def command(self) -> str:
-        return f"python -m simulations run --seed {self.seed} --peers {self.peers} --ops {self.ops}"
+        command = (
+            f"python -m simulations run --seed {self.seed} --peers {self.peers} --ops {self.ops}"
+        )
+        return command if self.later_ops else command + " --old-ops"
 
 
 class World:
-    def __init__(self, seed: int, peers: int = 5, ops: int = 200) -> None:
+    def __init__(self, seed: int, peers: int = 5, ops: int = 200, later_ops: bool = True) -> None:
         self.seed = seed
-        self.swarm = draw(seed, peers, ops)
+        self.later_ops = later_ops
+        self.swarm = draw(seed, peers, ops, later_ops)
         self.sim = Sim(max_events=EVENTS_PER_OP * (ops + 50))
         self.ledger = Ledger()
         self.problems: list[str] = []
@@ -119,7 +124,9 @@ class World:
     # -- the run ---------------------------------------------------------------------------
 
     def run(self) -> Result:
-        result = Result(self.seed, len(self.peers), self.swarm.ops, self.swarm)
+        result = Result(
+            self.seed, len(self.peers), self.swarm.ops, self.swarm, later_ops=self.later_ops
+        )
         try:
             self._setup()
             self._workload()
@@ -232,5 +239,7 @@ class World:
         }
 
 
-def run_seed(seed: int, peers: int = 5, ops: int = 200) -> Result:
-    return World(seed, peers, ops).run()
+def run_seed(seed: int, peers: int = 5, ops: int = 200, later_ops: bool = True) -> Result:
+    """``later_ops=False``: without the ops added after a seed's bug was found (its trace
+    as it was then; see ``swarm.LATER_OP_KINDS``)."""
+    return World(seed, peers, ops, later_ops).run()

@@ -53,6 +53,7 @@ DIGESTS_META = "digests"
 STRAYS_META = "bridge-strays"
 DEPARTED_META = "bridge-departed"
 LEFTOVERS_META = "bridge-leftovers"
+RETURNING_META = "bridge-returning"
 CLIENT_ID_BITS = 32
 """A fresh Yjs client id per run, as Yjs clients do: reusing one after a crash
 that lost its last update would make two different operations share an id."""
@@ -320,6 +321,9 @@ class LocalNode:
         self.bridge.strays.update(_load_pairs(self.store, STRAYS_META))
         self.bridge.departed.update(_load_pairs(self.store, DEPARTED_META))
         self.bridge.leftovers.update(_load_leftovers(self.store))
+        # The grace starts again: a save half-way at the stop may land only now.
+        due = self.clock() + self.bridge.delete_grace_ms
+        self.bridge.returning.update(_load_returning(self.store, due))
         self._saved = {meta: dict(state) for meta, state, _ in self._bridge_state()}
         self._records = self.store.load_files()
         for relpath, record in self._records.items():
@@ -465,6 +469,10 @@ class LocalNode:
         restart still finds the file we wrote for a peer's rename as ours to give
         way. Departed: an editor still open on a moved file may save it after a
         restart. Leftovers: the half-saved old file of a move is still merged.
+        Returning: a file leaving the item (the file we wrote, giving way to the
+        user's copy; the item's other file, when it came back to an old path) is
+        merged from its own state, not the item's base, when its save lands after
+        a restart.
         """
         bridge = self.bridge
         return [
@@ -473,6 +481,7 @@ class LocalNode:
             (STRAYS_META, bridge.strays, _dump_pairs),
             (DEPARTED_META, bridge.departed, _dump_pairs),
             (LEFTOVERS_META, bridge.leftovers, _json_blob),
+            (RETURNING_META, bridge.returning, _dump_returning),
         ]
 
     def _execute_all(self, effects: list[br.Effect], depth: int) -> None:
@@ -596,6 +605,26 @@ def _load_pairs(store: Store, meta: str) -> dict[str, tuple[str, bytes | None]]:
         }
     except (ValueError, AttributeError, TypeError, IndexError, KeyError):
         log.warning("the saved %s are unreadable; starting without them", meta)
+        return {}
+
+
+def _dump_returning(returning: dict[str, tuple[str, bytes, int]]) -> bytes:
+    return json.dumps(
+        {path: [key, _b64(state), due] for path, (key, state, due) in returning.items()}
+    ).encode()
+
+
+def _load_returning(store: Store, due_ms: int) -> dict[str, tuple[str, bytes, int]]:
+    """The saved ``Bridge.returning``, each due no sooner than ``due_ms``."""
+    raw = store.get_meta(RETURNING_META)
+    try:
+        data = json.loads(raw) if raw else {}
+        return {
+            str(path): (str(v[0]), base64.b64decode(v[1]), max(int(v[2]), due_ms))
+            for path, v in data.items()
+        }
+    except (ValueError, AttributeError, TypeError, IndexError, KeyError):
+        log.warning("the saved bridge returning files are unreadable; starting without them")
         return {}
 
 

@@ -559,3 +559,124 @@ def test_a_half_saved_old_file_saved_again_by_recreate_still_merges_from_its_own
     text = item.render()
     assert text is not None
     assert "line 0 user\nline 1 peer\nline 2 b\n" in text
+
+
+def test_a_half_saved_old_file_the_item_moved_back_to_leaves_no_second_file() -> None:
+    """B40, the same bug as B27 (CI seed 198): a peer's rename was written while the user
+    saved the old file in place (a leftover, merged when the save lands); then a peer
+    moved the item back. The landed save took the old path over, and the file written
+    for the rename stayed: a second file of the item, on this peer only."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, TEXT, path="moved.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", "moved.md")
+    (remove,) = [e for e in effects if isinstance(e, b.RemoveFile)]
+    assert bridge.on_remove_refused(remove.relpath, "t1", b"", 2000) == []  # the truncate
+    bridge.before_remote("t1")
+    _remote_edit(bridge, TEXT, path="t1.md")  # a peer's rename back to the old path
+    assert bridge.on_remote("t1", "peer-b") == []  # the save is half-way: its end first
+    saved = TEXT.replace("body line", "user line")
+    effects = bridge.on_file("t1.md", saved.encode(), 2050)
+    # The saved file stays the item's (B27's ``_stays``), already showing the merge.
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["moved.md"]
+    assert not [e for e in effects if isinstance(e, b.WriteFile)]
+    assert bridge.path_of("t1") == "t1.md"
+    assert [relpath for relpath, _ in bridge.disk.items()] == ["t1.md"]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.render() == saved
+
+
+def test_a_half_saved_old_file_keeps_its_base_past_an_update_that_writes_nothing() -> None:
+    """B40 (B26 here), the same run: while the old file of a rename waited half-saved, a peer update
+    that changed nothing in the render ended the move and dropped the base; the save,
+    when it landed, was diffed against the document and undid the peer's line."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 3", "line 3 peer"), path="moved.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", "moved.md")
+    (remove,) = [e for e in effects if isinstance(e, b.RemoveFile)]
+    assert bridge.on_remove_refused(remove.relpath, "t1", b"", 2000) == []  # the truncate
+    assert bridge.on_remote("t1", "peer-c") == []  # moved.md already reads as the document
+    saved = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("t1.md", saved.encode(), 2050)
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert write.relpath == "moved.md"
+    assert write.text == saved.replace("line 3", "line 3 peer")
+
+
+def test_a_delete_and_recreate_save_of_the_old_file_of_a_rename_edits_the_item() -> None:
+    """B41 (B25 here; CI seed 33): a peer's rename arrived while the user was saving the old file by
+    delete and re-create; its removal found it gone and took it for a move by the user.
+    The user also saved the new file; when the re-created old file landed, it was a
+    second file claiming the id (reported, never synced)."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", None, 2000) == []  # the delete of the save
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 3", "line 3 peer"), path="moved.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", "moved.md")
+    (remove,) = [e for e in effects if isinstance(e, b.RemoveFile)]
+    assert bridge.on_remove_refused(remove.relpath, "t1", None, 2010) == []  # gone
+    moved = LINES.replace("line 3", "line 3 peer").replace("line 1", "line 1 new file")
+    bridge.on_file("moved.md", moved.encode(), 2020)  # the user saves the new file too
+    saved = LINES.replace("line 0", "line 0 old file")
+    effects = bridge.on_file("t1.md", saved.encode(), 2030)  # the re-create lands
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert write.relpath == "moved.md"
+    assert write.text == moved.replace("line 0", "line 0 old file")
+    assert bridge.strays == {}
+
+
+def test_a_save_of_the_new_file_during_the_merge_of_the_old_one_keeps_both() -> None:
+    """B41 as first written (CI seed 21 at 5 x 20, ``test_b19``; B25 keeps that base too):
+    the old file of a rename came back and was merged into the item, whose file was saved
+    before the merge was written there; that save was diffed against the merged document
+    and undid the merge."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    _remote_rename(bridge, "moved.md", LINES)
+    effects = bridge.on_file("t1.md", LINES.replace("line 0", "line 0 old").encode(), 2000)
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert write.relpath == "moved.md"
+    bridge.write_refused(write.relpath, write.key, write.expect)  # the user saved it too
+    bridge.on_file("moved.md", LINES.replace("line 2", "line 2 new").encode(), 2010)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert "line 0 old" in text
+    assert "line 2 new" in text
+
+
+def test_a_stale_editor_saving_the_old_path_of_a_renamed_then_deleted_item_revives_it() -> None:
+    """B43 (found by the ``stale_save`` op, CI seed 103): the item was renamed, then
+    deleted by a peer; the editor still open on the old path saved it. The save was
+    ingested against the deleted document, not the state the file held: the peer's
+    line, which the file never showed, was deleted with the revival."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    _remote_rename(bridge, "moved.md", LINES.replace("line 3", "line 3 peer"))
+    item = bridge.repo.get("t1")
+    assert item is not None
+    other = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
+    other.load("t1", item.doc.get_update())
+    deletion = other.delete("t1", 3000)
+    assert deletion is not None
+    item.apply_remote(deletion)
+    for effect in bridge.on_remote("t1", "peer-b"):
+        if isinstance(effect, b.RemoveFile):
+            bridge.removed(effect.relpath, effect.key)
+    assert not item.alive()
+    saved = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("t1.md", saved.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert item.alive()
+    assert item.render() == saved.replace("line 3", "line 3 peer")

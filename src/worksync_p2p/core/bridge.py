@@ -367,8 +367,9 @@ class Bridge:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
         except codec.ItemError:
             return None  # reported as any bad file is
-        item = self.repo.get(key)
-        if naming.item_key(parsed.fields, relpath) != key or item is None or not item.alive():
+        # An item deleted since takes the save all the same: an edit the delete had not
+        # seen, which wins (merged from what the file held, like any other save of it).
+        if naming.item_key(parsed.fields, relpath) != key or self.repo.get(key) is None:
             return None
         stray = self.strays.get(key)
         if stray is not None and stray[1] == state:
