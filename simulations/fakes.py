@@ -39,7 +39,8 @@ class MemoryStore:
     a process crash loses nothing that was written, while an OS crash or power
     loss may lose the last write (``crash(drop_last=True)``). A write is one
     call: an ``append_many`` (or ``put_files``, ``drop_files``) is lost whole
-    or kept whole. ``close`` flushes.
+    or kept whole. ``close`` and ``sync`` flush; a ``sync`` inside a batch
+    flushes the batch so far, and the rest of it is a new write.
     """
 
     def __init__(self, compact_every: int = 64) -> None:
@@ -159,11 +160,25 @@ class MemoryStore:
 
     @contextmanager
     def _batched(self) -> Iterator[None]:
-        self._batch = self._unflushed = _Undo()
+        # Not yet the last write: a batch that writes nothing writes nothing to disk.
+        before = self._unflushed
+        self._batch = first = _Undo()
         try:
             yield
+        except BaseException:
+            # Rolled back, like SQLite's transaction: back to the last sync, if any.
+            undo = self._batch
+            self._restore(undo)
+            if self._unflushed is undo:
+                self._unflushed = before if undo is first else None
+            raise
         finally:
             self._batch = None
+
+    def sync(self) -> None:
+        if self._batch is not None:
+            self._batch = _Undo()
+        self._unflushed = None
 
     def close(self) -> None:
         self._unflushed = None

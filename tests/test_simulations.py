@@ -27,12 +27,8 @@ CI_PEERS = 5
 CI_OPS = 100
 SOAK_SEEDS = range(10_000, 10_600)
 
-KNOWN_FAILING: dict[int, tuple[str, ...]] = {
-    158: ("lost-edit",),
-    167: ("duplicated",),
-}
-"""Seed -> what it reports today (B1-B33 are fixed; these are open: a power cut losing
-an update that had left the node, see simulations/README.md)."""
+KNOWN_FAILING: dict[int, tuple[str, ...]] = {}
+"""Seed -> what it reports today (B1-B33, B40 are fixed; none is open)."""
 
 
 @pytest.fixture(autouse=True)
@@ -273,6 +269,22 @@ def test_b32_a_new_file_seen_at_its_truncate_waits_for_its_content() -> None:
 
 def test_b33_a_half_saved_old_file_saved_again_by_recreate_keeps_its_own_state() -> None:
     _bug(152, 5, 100)
+
+
+def test_b40_a_peers_line_written_before_its_update_was_durable_is_not_doubled() -> None:
+    """The file kept the line a power cut took from the store: read at start-up as a local
+    edit, the line was inserted again, and the peer's update added it a second time."""
+    _bug(167, 5, 100)
+
+
+def test_b40_three_peers_a_line_written_before_its_update_was_durable() -> None:
+    _bug(80, 3, 60)
+
+
+def test_b40_an_own_save_sent_before_it_was_durable_is_not_lost() -> None:
+    """Sent to a peer, then lost by a power cut: set again at start-up under the same
+    writer, it was a concurrent set of one cell and Yjs kept the older value."""
+    _bug(158, 5, 100)
 
 
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:

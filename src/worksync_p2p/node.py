@@ -122,6 +122,8 @@ class LocalNode:
         self._clock_saved_ms = 0
         self._saved: dict[str, dict[str, Any]] = {}  # bridge state as last stored, by meta name
         self._empty_stats: dict[str, Stat | None] = {}
+        # Local updates waiting for their batch to be durable before peers get them.
+        self._outbox: list[tuple[str, bytes]] | None = None
 
     def started(self) -> Started:
         count = len(self.bridge.disk)
@@ -133,8 +135,9 @@ class LocalNode:
         """A peer's update for one item: apply, persist, repair, write the file.
 
         Raises ValueError for an update that does not decode; nothing is kept then.
+        The update is durable (power cuts included) before its file is written.
         """
-        with self.store.batch():
+        with self._durably():
             self._receive(key, update, origin)
 
     def _receive(self, key: str, update: bytes, origin: str) -> None:
@@ -234,8 +237,9 @@ class LocalNode:
         writes = [effects[0] for effects in batch]
         assert all(isinstance(w, br.WriteFile) for w in writes)
         texts = [(w.relpath, w.text) for w in writes if isinstance(w, br.WriteFile)]
+        self.store.sync()  # a no-op after durable_batch, unless a repair was stored since
         outcomes = self.fs.write_new_many(texts)
-        with self.store.batch():
+        with self._durably():
             for effects, outcome in zip(batch, outcomes, strict=True):
                 write = effects[0]
                 assert isinstance(write, br.WriteFile)
@@ -298,8 +302,39 @@ class LocalNode:
 
     def _local_update(self, key: str, update: bytes) -> None:
         self.store.append(key, update)
-        if self.on_local_update is not None:
-            self.on_local_update(key, update)
+        if self.on_local_update is None:
+            return
+        if self._outbox is not None:
+            self._outbox.append((key, update))
+            return
+        self.store.sync()
+        self.on_local_update(key, update)
+
+    @contextlib.contextmanager
+    def _durably(self) -> Iterator[None]:
+        """A store batch whose local updates reach peers only once it is durable.
+
+        An update a peer holds but our store lost in a power cut would come
+        back from the peer as someone else's, concurrent with what we write
+        next under the same name; so it is sent only after one ``sync`` (an
+        fsync of the WAL) at the end of the batch. Nested calls join the
+        outermost one.
+        """
+        if self._outbox is not None:
+            with self.store.batch():
+                yield
+            return
+        outbox: list[tuple[str, bytes]] = []
+        self._outbox = outbox
+        try:
+            with self.store.batch():
+                yield
+        finally:
+            self._outbox = None
+        if outbox and self.on_local_update is not None:
+            self.store.sync()
+            for key, update in outbox:
+                self.on_local_update(key, update)
 
     @property
     def items(self) -> RepoItems:
@@ -371,6 +406,8 @@ class LocalNode:
             if self.bridge.path_of(key) is None:
                 self.execute(self.bridge.on_remote(key, "store"))
         self.save_clock()
+        # Peers get what start-up stored in their first sync: durable before that.
+        self.store.sync()
         return len(present) - len(self.bridge.bad)
 
     # -- inputs ------------------------------------------------------------
@@ -382,7 +419,7 @@ class LocalNode:
         if stat is not None:
             self._stats[relpath] = stat
         self._check_emptied_again(relpath, data, stat)
-        with self.store.batch():
+        with self._durably():
             self.execute(self.bridge.on_file(relpath, data, self.clock()))
 
     def _check_emptied_again(self, relpath: str, data: bytes | None, stat: Stat | None) -> None:
@@ -419,7 +456,7 @@ class LocalNode:
     def execute(self, effects: list[br.Effect], depth: int = 0) -> None:
         # One transaction for the lot: a delete and its untracking, or an edit
         # and its file record, survive a power cut together or not at all.
-        with self.store.batch():
+        with self._durably():
             self._execute_all(effects, depth)
             self._save_bases()
 
@@ -488,6 +525,7 @@ class LocalNode:
                 self.bus.publish(event.as_json())
 
     def _remove(self, relpath: str, expect: str, key: str, depth: int) -> None:
+        self.store.sync()  # the update that deletes the item outlives its file
         if self.fs.remove_if(relpath, expect):
             self.bridge.removed(relpath, key)
         elif depth < MAX_WRITE_RETRIES:
@@ -503,7 +541,14 @@ class LocalNode:
             self.store.put_files([(relpath, record)])
 
     def _write(self, effect: br.WriteFile, depth: int) -> bool:
-        """Execute a write; False when it was refused (the file moved on, or unsafe)."""
+        """Execute a write; False when it was refused (the file moved on, or unsafe).
+
+        What the file will show is made durable first (it commits the batch so
+        far): a file that outlived its update in a power cut would be read at
+        start-up as the user's edit, and the update, coming again from a
+        peer, would merge into it a second time.
+        """
+        self.store.sync()
         return self._settle(
             effect, self.fs.write_if(effect.relpath, effect.text, effect.expect), depth
         )

@@ -102,6 +102,14 @@ class Store(Protocol):
         """Writes made inside become durable together, with one commit."""
         ...
 
+    def sync(self) -> None:
+        """Make every write so far survive a power cut, not only a crash of the process.
+
+        Inside a batch, the writes so far are committed first (they survive
+        together) and the rest of the batch is a new transaction.
+        """
+        ...
+
     def close(self) -> None:
         """Release the store; idempotent. Any other call afterwards is an error."""
         ...

@@ -457,3 +457,50 @@ def test_memory_close_flushes() -> None:
         store.get_meta("clock")
     store.crash(drop_last=True)
     assert store.get_meta("clock") == b"1"
+
+
+def half_synced_batch(store: Store, first: bytes, second: bytes) -> None:
+    """A batch that syncs after "a" and fails after "b"."""
+    with store.batch():
+        store.append("a", first)
+        store.sync()
+        store.append("b", second)
+        raise RuntimeError("the rest of the batch fails")
+
+
+def test_sync_inside_a_batch_keeps_what_came_before_when_the_rest_fails(
+    backend: Backend,
+) -> None:
+    store = backend.open()
+    first, second = edits(new_doc(), 2, seed=16)
+    with pytest.raises(RuntimeError, match="the rest"):
+        half_synced_batch(store, first, second)
+    store.sync()  # nothing new: a no-op
+    assert store.keys() == ["a"]
+    store = backend.reopen(store)
+    assert store.keys() == ["a"]
+    assert store.load("a") == first
+
+
+def test_memory_sync_makes_every_write_survive_a_power_cut() -> None:
+    store = MemoryStore()
+    first, second, third = edits(new_doc(), 3, seed=17)
+    store.append("a", first)
+    store.sync()
+    store.crash(drop_last=True)
+    assert store.load("a") == first
+    with store.batch():
+        store.append("b", second)
+        store.sync()  # the batch so far is kept; the rest is the last write
+        store.append("c", third)
+    store.crash(drop_last=True)
+    assert store.keys() == ["a", "b"]
+
+
+def test_memory_an_empty_batch_is_not_a_write() -> None:
+    store = MemoryStore()
+    store.set_meta("clock", b"1")
+    with store.batch():
+        pass
+    store.crash(drop_last=True)  # the meta write is still the last one
+    assert store.get_meta("clock") is None
