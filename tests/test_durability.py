@@ -110,3 +110,12 @@ def test_a_sync_inside_a_batch_commits_what_came_before(tmp_path: Path) -> None:
             other.close()
         assert keys == ["a"]
         assert store.keys() == ["a"]
+
+
+def test_updates_stored_before_peering_are_durable_before_it_starts(node: LocalNode) -> None:
+    assert isinstance(node.store, NotingStore)
+    (node.root / RELPATH).write_text(TEXT + "saved before peering\n")
+    node.feed(RELPATH)  # no peers yet: stored, not sent
+    assert node.store.unsynced != []
+    node.on_local_update = lambda _key, _update: None
+    assert node.store.unsynced == []

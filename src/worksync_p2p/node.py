@@ -112,7 +112,7 @@ class LocalNode:
         self._stats: dict[str, Stat] = {}
         self.events_socket: Path | None = None
         self.ready = asyncio.Event()
-        self.on_local_update: Callable[[str, bytes], None] | None = None
+        self._on_local_update: Callable[[str, bytes], None] | None = None
         self.address: str | None = None
         self.peering: Peering | None = None
         self.known_peers: dict[str, dict[str, Any]] = _load_peers(store)
@@ -300,6 +300,19 @@ class LocalNode:
         self.known_peers[peer_id] = {"address": address, "last_seen_ms": time.time_ns() // 10**6}
         self.store.set_meta(PEERS_META, json.dumps(self.known_peers).encode())
 
+    @property
+    def on_local_update(self) -> Callable[[str, bytes], None] | None:
+        """Where local updates go once durable (peering's broadcast); None: nowhere yet."""
+        return self._on_local_update
+
+    @on_local_update.setter
+    def on_local_update(self, send: Callable[[str, bytes], None] | None) -> None:
+        # Peers about to be reached read the documents in their first sync,
+        # local updates stored unsent so far included: durable before that.
+        if send is not None:
+            self.store.sync()
+        self._on_local_update = send
+
     def _local_update(self, key: str, update: bytes) -> None:
         self.store.append(key, update)
         if self.on_local_update is None:
@@ -406,8 +419,6 @@ class LocalNode:
             if self.bridge.path_of(key) is None:
                 self.execute(self.bridge.on_remote(key, "store"))
         self.save_clock()
-        # Peers get what start-up stored in their first sync: durable before that.
-        self.store.sync()
         return len(present) - len(self.bridge.bad)
 
     # -- inputs ------------------------------------------------------------
