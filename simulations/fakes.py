@@ -177,6 +177,9 @@ class MemoryStore:
             self._batch = None
 
     def sync(self) -> None:
+        # As SqliteStore: only updates call for the fsync, which then keeps every write.
+        if not any(undo.updates for undo in self._unflushed):
+            return
         if self._batch is not None:
             self._batch = _Undo()
         self._unflushed = []

@@ -34,6 +34,7 @@ class NotingStore(SqliteStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.unsynced: list[bytes] = []
+        self.syncs = 0  # the ones that had updates to make durable
 
     def append(self, key: str, update: bytes) -> None:
         super().append(key, update)
@@ -46,6 +47,7 @@ class NotingStore(SqliteStore):
 
     def sync(self) -> None:
         super().sync()
+        self.syncs += bool(self.unsynced)
         self.unsynced.clear()
 
 
@@ -119,3 +121,24 @@ def test_updates_stored_before_peering_are_durable_before_it_starts(node: LocalN
     assert node.store.unsynced != []
     node.on_local_update = lambda _key, _update: None
     assert node.store.unsynced == []
+
+
+def test_many_peer_updates_are_synced_once_for_all_their_files(tmp_path: Path) -> None:
+    workspace = init(tmp_path / "b").workspace
+    names = [f"task-{n}" for n in range(5)]
+    for name in names:
+        (workspace.root / f"{name}.md").write_text(f"---\nid: {name}\n---\nline\n")
+    with NotingStore(workspace.store_path) as store:
+        fs = NotingFiles(workspace.root, store)
+        node = LocalNode(workspace, workspace.load_config(), store, fs=fs)
+        node.load()
+        node.reconcile()
+        store.sync()
+        remote = Remote()
+        updates = [(name, remote.edit(node, name, lambda t: t + "theirs\n")) for name in names]
+        before = store.syncs
+        node.receive_many(updates, remote.name)
+        assert store.syncs - before == 1
+        assert fs.at_write[-len(names) :] == [[]] * len(names)
+        for name in names:
+            assert (workspace.root / f"{name}.md").read_text().endswith("theirs\n")

@@ -141,9 +141,15 @@ class LocalNode:
             self._receive(key, update, origin)
 
     def _receive(self, key: str, update: bytes, origin: str) -> None:
+        if self._apply_and_store(key, update):
+            self.execute(self.bridge.on_remote(key, origin))
+            self._save_bases()
+
+    def _apply_and_store(self, key: str, update: bytes) -> bool:
+        """A peer's update applied and stored; whether its item's file may need writing."""
         item = self.repo.get(key)
         if item is not None and yupdate.holds(item.doc, update):
-            return  # a copy forwarded by another peer: nothing to apply, store or write
+            return False  # a copy forwarded by another peer: nothing to apply, store or write
         self.bridge.before_remote(key)
         if item is None:
             self.repo.adopt(key, update)
@@ -155,8 +161,39 @@ class LocalNode:
         if key == members.MEMBERS_KEY:
             if self.peering is not None:
                 self.peering.drop_revoked(self.is_allowed)
+            return False
+        return True
+
+    def _receive_held(self, updates: list[tuple[str, bytes]], origin: str) -> None:
+        """Peers' updates one by one as ``receive``, but stored first and synced once.
+
+        A second update for a key renders the ones before it first: the
+        bridge takes one peer update per item between its looks at the file.
+        Raises ValueError as ``receive`` does, after keeping the good ones.
+        """
+        if not updates:
             return
-        self.execute(self.bridge.on_remote(key, origin))
+        error: ValueError | None = None
+        with self._durably():
+            touched: dict[str, None] = {}  # in order of arrival
+            for key, update in updates:
+                if key in touched:
+                    self._render_remote(list(touched), origin)
+                    touched.clear()
+                try:
+                    if self._apply_and_store(key, update):
+                        touched[key] = None
+                except ValueError as bad:
+                    error = bad
+                    break
+            self._render_remote(list(touched), origin)
+        if error is not None:
+            raise error
+
+    def _render_remote(self, keys: list[str], origin: str) -> None:
+        self.store.sync()  # one fsync for every file below
+        for key in keys:
+            self.execute(self.bridge.on_remote(key, origin))
         self._save_bases()
 
     def receive_many(self, updates: Sequence[tuple[str, bytes]], origin: str) -> None:
@@ -184,6 +221,7 @@ class LocalNode:
         the good ones that came before it.
         """
         fresh: dict[str, bytes] = {}
+        held: list[tuple[str, bytes]] = []
         later: list[tuple[str, bytes]] = []
         batched = isinstance(self.fs, files.RealFiles) and isinstance(self.store, SqliteStore)
         for key, update in updates:
@@ -192,10 +230,10 @@ class LocalNode:
             elif batched and key not in self.repo and key != members.MEMBERS_KEY:
                 fresh[key] = update
             else:
-                self.receive(key, update, origin)
+                held.append((key, update))
+        self._receive_held(held, origin)
         error = self._adopt_and_write(list(fresh.items()), origin) if fresh else None
-        for key, update in later:
-            self.receive(key, update, origin)
+        self._receive_held(later, origin)
         if error is not None:
             raise error
 

@@ -103,7 +103,10 @@ class Store(Protocol):
         ...
 
     def sync(self) -> None:
-        """Make every write so far survive a power cut, not only a crash of the process.
+        """Make every update so far survive a power cut, not only a crash of the process.
+
+        A no-op when no update (``append``, ``append_many``, ``remove``) was
+        written since the last sync; when one was, every write so far survives.
 
         Inside a batch, the writes so far are committed first (they survive
         together) and the rest of the batch is a new transaction.

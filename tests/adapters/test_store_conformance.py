@@ -436,6 +436,11 @@ def test_memory_crash_after_remove_or_meta_restores_the_old_value() -> None:
 def test_memory_crash_takes_back_file_writes_whole() -> None:
     store = MemoryStore()
     store.put_files([("a.md", record(1)), ("b.md", record(2))])
+    store.sync()  # no update written: nothing to sync, as with SQLite
+    store.crash(drop_last=True)
+    assert store.load_files() == {}
+    store.put_files([("a.md", record(1)), ("b.md", record(2))])
+    store.append("a", edits(new_doc(), 1, seed=18)[0])
     store.sync()
     store.put_files([("a.md", record(3)), ("c.md", record(4))])
     store.crash(drop_last=True)

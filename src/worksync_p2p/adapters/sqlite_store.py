@@ -91,7 +91,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = _open(path)
         self._batching = False
         self._wal_linked = False  # the folder fsynced since the WAL was opened
-        self._unsynced = False  # a write since the last sync, which a power cut may drop
+        self._unsynced = False  # updates written since the last sync, which a power cut may drop
         # The load_all iterators still open, closed with the store.
         self._snapshots: weakref.WeakSet[_Snapshot] = weakref.WeakSet()
 
@@ -112,7 +112,7 @@ class SqliteStore:
     # -- updates --------------------------------------------------------------
 
     def append(self, key: str, update: bytes) -> None:
-        with self._write() as conn:
+        with self._write(updates=True) as conn:
             conn.execute("INSERT INTO updates (key, data) VALUES (?, ?)", (key, update))
             self._compact_if_long(conn, key)
 
@@ -120,7 +120,7 @@ class SqliteStore:
         rows = list(items)
         if not rows:
             return
-        with self._write() as conn:
+        with self._write(updates=True) as conn:
             conn.executemany("INSERT INTO updates (key, data) VALUES (?, ?)", rows)
             for key in sorted({key for key, _ in rows}):
                 self._compact_if_long(conn, key)
@@ -162,7 +162,7 @@ class SqliteStore:
             _compact_rows(conn, key)
 
     def remove(self, key: str) -> None:
-        with self._write() as conn:
+        with self._write(updates=True) as conn:
             conn.execute("DELETE FROM updates WHERE key = ?", (key,))
 
     # -- file records ---------------------------------------------------------
@@ -248,9 +248,9 @@ class SqliteStore:
             yield conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, updates: bool = False) -> Iterator[sqlite3.Connection]:
         conn = self._connection()
-        self._unsynced = True
+        self._unsynced |= updates
         if self._batching:
             with _translated(self.path, "write"):
                 yield conn
@@ -267,7 +267,12 @@ class SqliteStore:
         self.sync()
 
     def sync(self) -> None:
-        """Make every write so far survive a power cut; a no-op when none is new.
+        """Make every update so far survive a power cut; a no-op when none is new.
+
+        File records and meta written since the last update need no fsync of
+        their own: one lost with the power is rebuilt at start-up from the
+        file and the documents. Whatever else was committed before the fsync
+        is on disk with the updates.
 
         ``synchronous = NORMAL`` makes a commit survive kill -9 but not a power
         cut. The node calls this before a file write or an update sent to
