@@ -37,9 +37,11 @@ class MemoryStore:
 
     The durability model mirrors SQLite in WAL mode with ``synchronous=NORMAL``:
     a process crash loses nothing that was written, while an OS crash or power
-    loss may lose the last write (``crash(drop_last=True)``). A write is one
-    call: an ``append_many`` (or ``put_files``, ``drop_files``) is lost whole
-    or kept whole. ``close`` flushes.
+    loss may lose every write since the last ``sync`` (``crash(drop_last=True)``
+    drops them all, the worst case of losing the last few commits). A write is
+    one call or one batch: an ``append_many`` (or ``put_files``, ``drop_files``)
+    is lost whole or kept whole. ``close`` and ``sync`` flush; a ``sync``
+    inside a batch flushes the batch so far, and the rest of it is a new write.
     """
 
     def __init__(self, compact_every: int = 64) -> None:
@@ -49,7 +51,7 @@ class MemoryStore:
         self._updates: dict[str, list[bytes]] = {}
         self._meta: dict[str, bytes] = {}
         self._files: dict[str, FileRecord] = {}
-        self._unflushed: _Undo | None = None
+        self._unflushed: list[_Undo] = []  # writes since the last sync, oldest first
         self._batch: _Undo | None = None
         self._closed = False
 
@@ -58,12 +60,13 @@ class MemoryStore:
     def crash(self, drop_last: bool = False) -> None:
         """The process died; the store comes back with what the disk kept.
 
-        With ``drop_last``, the last write since the previous flush (``close``)
-        is lost, as after a power cut. The store is open again afterwards.
+        With ``drop_last``, every write since the last flush (``sync``,
+        ``close``) is lost, as after a power cut. The store is open again afterwards.
         """
-        if drop_last and self._unflushed is not None:
-            self._restore(self._unflushed)
-        self._unflushed = None
+        if drop_last:
+            for undo in reversed(self._unflushed):
+                self._restore(undo)
+        self._unflushed = []
         self._closed = False
 
     def reopen(self) -> None:
@@ -159,14 +162,30 @@ class MemoryStore:
 
     @contextmanager
     def _batched(self) -> Iterator[None]:
-        self._batch = self._unflushed = _Undo()
+        # Unflushed from its first write on: a batch that writes nothing is no write.
+        self._batch = _Undo()
         try:
             yield
+        except BaseException:
+            # Rolled back, like SQLite's transaction: back to the last sync, if any.
+            undo = self._batch
+            self._restore(undo)
+            if self._unflushed and self._unflushed[-1] is undo:
+                self._unflushed.pop()
+            raise
         finally:
             self._batch = None
 
+    def sync(self) -> None:
+        # As SqliteStore: only updates call for the fsync, which then keeps every write.
+        if not any(undo.updates for undo in self._unflushed):
+            return
+        if self._batch is not None:
+            self._batch = _Undo()
+        self._unflushed = []
+
     def close(self) -> None:
-        self._unflushed = None
+        self._unflushed = []
         self._closed = True
 
     # -- internals ------------------------------------------------------------
@@ -177,10 +196,11 @@ class MemoryStore:
 
     def _begin_write(self) -> _Undo:
         if self._batch is not None:
-            self._unflushed = self._batch
+            if not self._unflushed or self._unflushed[-1] is not self._batch:
+                self._unflushed.append(self._batch)
             return self._batch
-        self._unflushed = _Undo()
-        return self._unflushed
+        self._unflushed.append(_Undo())
+        return self._unflushed[-1]
 
     def _remember(self, undo: _Undo, key: str) -> None:
         if key not in undo.updates:

@@ -115,7 +115,7 @@ class LocalNode:
         self._stats: dict[str, Stat] = {}
         self.events_socket: Path | None = None
         self.ready = asyncio.Event()
-        self.on_local_update: Callable[[str, bytes], None] | None = None
+        self._on_local_update: Callable[[str, bytes], None] | None = None
         self.address: str | None = None
         self.peering: Peering | None = None
         self.known_peers: dict[str, dict[str, Any]] = _load_peers(store)
@@ -126,6 +126,8 @@ class LocalNode:
         self._saved: dict[str, dict[str, Any]] = {}  # bridge state as last stored, by meta name
         self._empty_stats: dict[str, Stat | None] = {}
         self._looked: dict[str, Stat | None] = {}  # what reconcile saw, until catch_up
+        # Local updates waiting for their batch to be durable before peers get them.
+        self._outbox: list[tuple[str, bytes]] | None = None
 
     def started(self) -> Started:
         count = len(self.bridge.disk)
@@ -137,14 +139,21 @@ class LocalNode:
         """A peer's update for one item: apply, persist, repair, write the file.
 
         Raises ValueError for an update that does not decode; nothing is kept then.
+        The update is durable (power cuts included) before its file is written.
         """
-        with self.store.batch():
+        with self._durably():
             self._receive(key, update, origin)
 
     def _receive(self, key: str, update: bytes, origin: str) -> None:
+        if self._apply_and_store(key, update):
+            self.execute(self.bridge.on_remote(key, origin))
+            self._save_bases()
+
+    def _apply_and_store(self, key: str, update: bytes) -> bool:
+        """A peer's update applied and stored; whether its item's file may need writing."""
         item = self.repo.get(key)
         if item is not None and yupdate.holds(item.doc, update):
-            return  # a copy forwarded by another peer: nothing to apply, store or write
+            return False  # a copy forwarded by another peer: nothing to apply, store or write
         self.bridge.before_remote(key)
         if item is None:
             self.repo.adopt(key, update)
@@ -156,8 +165,39 @@ class LocalNode:
         if key == members.MEMBERS_KEY:
             if self.peering is not None:
                 self.peering.drop_revoked(self.is_allowed)
+            return False
+        return True
+
+    def _receive_held(self, updates: list[tuple[str, bytes]], origin: str) -> None:
+        """Peers' updates one by one as ``receive``, but stored first and synced once.
+
+        A second update for a key renders the ones before it first: the
+        bridge takes one peer update per item between its looks at the file.
+        Raises ValueError as ``receive`` does, after keeping the good ones.
+        """
+        if not updates:
             return
-        self.execute(self.bridge.on_remote(key, origin))
+        error: ValueError | None = None
+        with self._durably():
+            touched: dict[str, None] = {}  # in order of arrival
+            for key, update in updates:
+                if key in touched:
+                    self._render_remote(list(touched), origin)
+                    touched.clear()
+                try:
+                    if self._apply_and_store(key, update):
+                        touched[key] = None
+                except ValueError as bad:
+                    error = bad
+                    break
+            self._render_remote(list(touched), origin)
+        if error is not None:
+            raise error
+
+    def _render_remote(self, keys: list[str], origin: str) -> None:
+        self.store.sync()  # one fsync for every file below
+        for key in keys:
+            self.execute(self.bridge.on_remote(key, origin))
         self._save_bases()
 
     def receive_many(self, updates: Sequence[tuple[str, bytes]], origin: str) -> None:
@@ -185,6 +225,7 @@ class LocalNode:
         the good ones that came before it.
         """
         fresh: dict[str, bytes] = {}
+        held: list[tuple[str, bytes]] = []
         later: list[tuple[str, bytes]] = []
         batched = isinstance(self.fs, files.RealFiles) and isinstance(self.store, SqliteStore)
         for key, update in updates:
@@ -193,10 +234,10 @@ class LocalNode:
             elif batched and key not in self.repo and key != members.MEMBERS_KEY:
                 fresh[key] = update
             else:
-                self.receive(key, update, origin)
+                held.append((key, update))
+        self._receive_held(held, origin)
         error = self._adopt_and_write(list(fresh.items()), origin) if fresh else None
-        for key, update in later:
-            self.receive(key, update, origin)
+        self._receive_held(later, origin)
         if error is not None:
             raise error
 
@@ -238,8 +279,9 @@ class LocalNode:
         writes = [effects[0] for effects in batch]
         assert all(isinstance(w, br.WriteFile) for w in writes)
         texts = [(w.relpath, w.text) for w in writes if isinstance(w, br.WriteFile)]
+        self.store.sync()  # a no-op after durable_batch, unless a repair was stored since
         outcomes = self.fs.write_new_many(texts)
-        with self.store.batch():
+        with self._durably():
             for effects, outcome in zip(batch, outcomes, strict=True):
                 write = effects[0]
                 assert isinstance(write, br.WriteFile)
@@ -300,10 +342,54 @@ class LocalNode:
         self.known_peers[peer_id] = {"address": address, "last_seen_ms": time.time_ns() // 10**6}
         self.store.set_meta(PEERS_META, json.dumps(self.known_peers).encode())
 
+    @property
+    def on_local_update(self) -> Callable[[str, bytes], None] | None:
+        """Where local updates go once durable (peering's broadcast); None: nowhere yet."""
+        return self._on_local_update
+
+    @on_local_update.setter
+    def on_local_update(self, send: Callable[[str, bytes], None] | None) -> None:
+        # Peers about to be reached read the documents in their first sync,
+        # local updates stored unsent so far included: durable before that.
+        if send is not None:
+            self.store.sync()
+        self._on_local_update = send
+
     def _local_update(self, key: str, update: bytes) -> None:
         self.store.append(key, update)
-        if self.on_local_update is not None:
-            self.on_local_update(key, update)
+        if self.on_local_update is None:
+            return
+        if self._outbox is not None:
+            self._outbox.append((key, update))
+            return
+        self.store.sync()
+        self.on_local_update(key, update)
+
+    @contextlib.contextmanager
+    def _durably(self) -> Iterator[None]:
+        """A store batch whose local updates reach peers only once it is durable.
+
+        An update a peer holds but our store lost in a power cut would come
+        back from the peer as someone else's, concurrent with what we write
+        next under the same name; so it is sent only after one ``sync`` (an
+        fsync of the WAL) at the end of the batch. Nested calls join the
+        outermost one.
+        """
+        if self._outbox is not None:
+            with self.store.batch():
+                yield
+            return
+        outbox: list[tuple[str, bytes]] = []
+        self._outbox = outbox
+        try:
+            with self.store.batch():
+                yield
+        finally:
+            self._outbox = None
+        if outbox and self.on_local_update is not None:
+            self.store.sync()
+            for key, update in outbox:
+                self.on_local_update(key, update)
 
     @property
     def items(self) -> RepoItems:
@@ -406,7 +492,7 @@ class LocalNode:
         if stat is not None:
             self._stats[relpath] = stat
         self._check_emptied_again(relpath, data, stat)
-        with self.store.batch():
+        with self._durably():
             self.execute(self.bridge.on_file(relpath, data, self.clock()))
 
     def _check_emptied_again(self, relpath: str, data: bytes | None, stat: Stat | None) -> None:
@@ -443,7 +529,7 @@ class LocalNode:
     def execute(self, effects: list[br.Effect], depth: int = 0) -> None:
         # One transaction for the lot: a delete and its untracking, or an edit
         # and its file record, survive a power cut together or not at all.
-        with self.store.batch():
+        with self._durably():
             self._execute_all(effects, depth)
             self._save_bases()
 
@@ -517,6 +603,7 @@ class LocalNode:
                 self.bus.publish(event.as_json())
 
     def _remove(self, relpath: str, expect: str, key: str, depth: int) -> None:
+        self.store.sync()  # the update that deletes the item outlives its file
         if self.fs.remove_if(relpath, expect):
             self.bridge.removed(relpath, key)
         elif depth < MAX_WRITE_RETRIES:
@@ -532,7 +619,14 @@ class LocalNode:
             self.store.put_files([(relpath, record)])
 
     def _write(self, effect: br.WriteFile, depth: int) -> bool:
-        """Execute a write; False when it was refused (the file moved on, or unsafe)."""
+        """Execute a write; False when it was refused (the file moved on, or unsafe).
+
+        What the file will show is made durable first (it commits the batch so
+        far): a file that outlived its update in a power cut would be read at
+        start-up as the user's edit, and the update, coming again from a
+        peer, would merge into it a second time.
+        """
+        self.store.sync()
         return self._settle(
             effect, self.fs.write_if(effect.relpath, effect.text, effect.expect), depth
         )

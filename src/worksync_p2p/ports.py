@@ -102,6 +102,17 @@ class Store(Protocol):
         """Writes made inside become durable together, with one commit."""
         ...
 
+    def sync(self) -> None:
+        """Make every update so far survive a power cut, not only a crash of the process.
+
+        A no-op when no update (``append``, ``append_many``, ``remove``) was
+        written since the last sync; when one was, every write so far survives.
+
+        Inside a batch, the writes so far are committed first (they survive
+        together) and the rest of the batch is a new transaction.
+        """
+        ...
+
     def close(self) -> None:
         """Release the store; idempotent. Any other call afterwards is an error."""
         ...

@@ -402,37 +402,46 @@ def test_memory_crash_keeps_every_write_unless_told_to_drop_one() -> None:
     assert_same_doc(store.load("a"), doc)
 
 
-def test_memory_crash_drops_exactly_the_last_write() -> None:
+def test_memory_crash_drops_every_write_since_the_last_sync() -> None:
     store = MemoryStore(compact_every=2)
     doc = new_doc()
     first, second, third = edits(doc, 3, seed=14)
     store.append_many([("a", first), ("b", first)])
+    store.sync()
     store.set_meta("clock", b"1")
     store.append_many([("a", second), ("a", third), ("c", second)])  # compacts "a"
     store.crash(drop_last=True)
     assert store.keys() == ["a", "b"]
     assert store.row_count("a") == 1
     assert_same_doc(store.load("a"), new_doc(first))
-    assert store.get_meta("clock") == b"1"
-    store.crash(drop_last=True)  # the lost write was the last unflushed one
-    assert store.get_meta("clock") == b"1"
+    assert store.get_meta("clock") is None
+    store.crash(drop_last=True)  # nothing unsynced is left to lose
+    assert store.keys() == ["a", "b"]
 
 
 def test_memory_crash_after_remove_or_meta_restores_the_old_value() -> None:
     store = MemoryStore()
     update = edits(new_doc(), 1, seed=15)[0]
     store.append("a", update)
+    store.sync()
     store.remove("a")
     store.crash(drop_last=True)
     assert store.load("a") == update
     store.set_meta("clock", b"1")
+    store.set_meta("clock", b"2")
     store.crash(drop_last=True)
     assert store.get_meta("clock") is None
 
 
-def test_memory_crash_takes_back_the_last_file_write_whole() -> None:
+def test_memory_crash_takes_back_file_writes_whole() -> None:
     store = MemoryStore()
     store.put_files([("a.md", record(1)), ("b.md", record(2))])
+    store.sync()  # no update written: nothing to sync, as with SQLite
+    store.crash(drop_last=True)
+    assert store.load_files() == {}
+    store.put_files([("a.md", record(1)), ("b.md", record(2))])
+    store.append("a", edits(new_doc(), 1, seed=18)[0])
+    store.sync()
     store.put_files([("a.md", record(3)), ("c.md", record(4))])
     store.crash(drop_last=True)
     assert store.load_files() == {"a.md": record(1), "b.md": record(2)}
@@ -440,10 +449,6 @@ def test_memory_crash_takes_back_the_last_file_write_whole() -> None:
     store.drop_files(["never.md"])  # changes nothing: not a write
     store.crash(drop_last=True)
     assert store.load_files() == {"a.md": record(1), "b.md": record(2)}
-    store.put_files([("c.md", record(5))])
-    store.set_meta("clock", b"1")  # the last write is now the meta one
-    store.crash(drop_last=True)
-    assert store.load_files() == {"a.md": record(1), "b.md": record(2), "c.md": record(5)}
     store.put_files([("d.md", record(6))])
     store.crash()
     assert "d.md" in store.load_files()
@@ -457,3 +462,41 @@ def test_memory_close_flushes() -> None:
         store.get_meta("clock")
     store.crash(drop_last=True)
     assert store.get_meta("clock") == b"1"
+
+
+def half_synced_batch(store: Store, first: bytes, second: bytes) -> None:
+    """A batch that syncs after "a" and fails after "b"."""
+    with store.batch():
+        store.append("a", first)
+        store.sync()
+        store.append("b", second)
+        raise RuntimeError("the rest of the batch fails")
+
+
+def test_sync_inside_a_batch_keeps_what_came_before_when_the_rest_fails(
+    backend: Backend,
+) -> None:
+    store = backend.open()
+    first, second = edits(new_doc(), 2, seed=16)
+    with pytest.raises(RuntimeError, match="the rest"):
+        half_synced_batch(store, first, second)
+    store.sync()  # nothing new: a no-op
+    assert store.keys() == ["a"]
+    store = backend.reopen(store)
+    assert store.keys() == ["a"]
+    assert store.load("a") == first
+
+
+def test_memory_sync_makes_every_write_survive_a_power_cut() -> None:
+    store = MemoryStore()
+    first, second, third = edits(new_doc(), 3, seed=17)
+    store.append("a", first)
+    store.sync()
+    store.crash(drop_last=True)
+    assert store.load("a") == first
+    with store.batch():
+        store.append("b", second)
+        store.sync()  # the batch so far is kept; the rest is unsynced
+        store.append("c", third)
+    store.crash(drop_last=True)
+    assert store.keys() == ["a", "b"]

@@ -9,7 +9,8 @@ one table of updates for all documents, squashed by row count instead of time.
 Rules:
 
 * ``append`` commits before it returns; ``append_many`` is one transaction.
-  ``durable_batch`` is the one commit that is fsynced (see there).
+  Commits are not fsynced (``synchronous = NORMAL``) except by ``sync``,
+  which the node calls before anything it stored leaves it (see there).
 * A key never holds more than ``compact_every`` rows after a write: the write
   that crosses the limit merges the key's rows into one in the same
   transaction, so a crash leaves either the old rows or the merged row.
@@ -25,6 +26,7 @@ Rules:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import weakref
 from collections.abc import Iterable, Iterator
@@ -88,6 +90,8 @@ class SqliteStore:
         self.compact_every = compact_every
         self._conn: sqlite3.Connection | None = _open(path)
         self._batching = False
+        self._wal_linked = False  # the folder fsynced since the WAL was opened
+        self._unsynced = False  # updates written since the last sync, which a power cut may drop
         # The load_all iterators still open, closed with the store.
         self._snapshots: weakref.WeakSet[_Snapshot] = weakref.WeakSet()
 
@@ -108,7 +112,7 @@ class SqliteStore:
     # -- updates --------------------------------------------------------------
 
     def append(self, key: str, update: bytes) -> None:
-        with self._write() as conn:
+        with self._write(updates=True) as conn:
             conn.execute("INSERT INTO updates (key, data) VALUES (?, ?)", (key, update))
             self._compact_if_long(conn, key)
 
@@ -116,7 +120,7 @@ class SqliteStore:
         rows = list(items)
         if not rows:
             return
-        with self._write() as conn:
+        with self._write(updates=True) as conn:
             conn.executemany("INSERT INTO updates (key, data) VALUES (?, ?)", rows)
             for key in sorted({key for key, _ in rows}):
                 self._compact_if_long(conn, key)
@@ -158,7 +162,7 @@ class SqliteStore:
             _compact_rows(conn, key)
 
     def remove(self, key: str) -> None:
-        with self._write() as conn:
+        with self._write(updates=True) as conn:
             conn.execute("DELETE FROM updates WHERE key = ?", (key,))
 
     # -- file records ---------------------------------------------------------
@@ -217,6 +221,16 @@ class SqliteStore:
 
     # -- internals ------------------------------------------------------------
 
+    def _fsync_wal(self) -> None:
+        wal = Path(f"{self.path}-wal")
+        if not wal.exists():
+            return  # not in WAL mode (a file system without shared memory): commits sync
+        _fsync(wal)
+        if not self._wal_linked:
+            # The WAL may have been created by this open: its name must survive too.
+            _fsync(self.path.parent)
+            self._wal_linked = True
+
     def _compact_if_long(self, conn: sqlite3.Connection, key: str) -> None:
         (count,) = conn.execute("SELECT count(*) FROM updates WHERE key = ?", (key,)).fetchone()
         if count > self.compact_every:
@@ -234,8 +248,9 @@ class SqliteStore:
             yield conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, updates: bool = False) -> Iterator[sqlite3.Connection]:
         conn = self._connection()
+        self._unsynced |= updates
         if self._batching:
             with _translated(self.path, "write"):
                 yield conn
@@ -245,23 +260,41 @@ class SqliteStore:
 
     @contextmanager
     def durable_batch(self) -> Iterator[None]:
-        """A :meth:`batch` whose commit is on disk when it returns, power cuts included.
+        """A :meth:`batch` whose commit is on disk when it returns (see :meth:`sync`)."""
+        assert not self._batching, "a durable batch cannot join an outer batch"
+        with self.batch():
+            yield
+        self.sync()
+
+    def sync(self) -> None:
+        """Make every update so far survive a power cut; a no-op when none is new.
+
+        File records and meta written since the last update need no fsync of
+        their own: one lost with the power is rebuilt at start-up from the
+        file and the documents. Whatever else was committed before the fsync
+        is on disk with the updates.
 
         ``synchronous = NORMAL`` makes a commit survive kill -9 but not a power
-        cut; a first sync writes item files after their updates are committed,
-        and a file must never outlive the update it renders. FULL for this one
-        commit fsyncs the WAL: one fsync per batch, not per item.
+        cut. The node calls this before a file write or an update sent to
+        peers, so nothing leaves it that its store could still lose: one fsync
+        of the WAL then covers every commit since the last one. Inside a
+        batch, the writes so far are committed first and the batch goes on in
+        a new transaction.
         """
-        assert not self._batching, "a durable batch cannot join an outer batch"
+        if not self._unsynced:
+            return
         conn = self._connection()
-        with _translated(self.path, "write"):
-            conn.execute("PRAGMA synchronous = FULL")
-        try:
-            with self.batch():
-                yield
-        finally:
-            with _translated(self.path, "write"):
-                conn.execute("PRAGMA synchronous = NORMAL")
+        with _translated(self.path, "sync"):
+            if self._batching:
+                conn.execute("COMMIT")
+            try:
+                self._fsync_wal()
+            except OSError as exc:
+                raise StoreError(f"cannot sync store {self.path}: {exc}") from exc
+            finally:
+                if self._batching:
+                    conn.execute("BEGIN IMMEDIATE")
+        self._unsynced = False
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -390,6 +423,20 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         if conn.in_transaction:
             conn.rollback()
         raise
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's written pages to the disk, through a descriptor of our own.
+
+    SQLite writes each commit's frames into the WAL before COMMIT returns
+    (nothing is buffered in the process), so fsyncing the file afterwards is
+    what ``synchronous = FULL`` would have done at each commit since.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
