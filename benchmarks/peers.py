@@ -22,6 +22,8 @@ first sync), for start-up work.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks import corpus, peerproc
@@ -153,8 +155,9 @@ def peers_case(session: Session) -> list[Result]:
     return [_edit_row(n, laps), *_sync_rows(n, laps), *_reconnect_rows(n, laps, wires)]
 
 
-def peer_edit_case(session: Session) -> list[Result]:
-    """Only the edit row: one first sync brings B level, then the edits."""
+@contextmanager
+def _levelled(session: Session) -> Iterator[tuple[Pair, Path, Laps]]:
+    """A running A and a B brought level by one first sync, for the rows measured after it."""
     n = item_count(session.config)
     root, folder, code = _seed(session, n)
     laps = Laps()
@@ -163,9 +166,15 @@ def peer_edit_case(session: Session) -> list[Result]:
         b = root / "b0"
         progress("peers: one first sync")
         first_sync(pair, b, laps)
-        edits(session, pair, b, laps)
+        yield pair, b, laps
     session.discard(root)
-    return [_edit_row(n, laps)]
+
+
+def peer_edit_case(session: Session) -> list[Result]:
+    """Only the edit row: one first sync brings B level, then the edits."""
+    with _levelled(session) as (pair, b, laps):
+        edits(session, pair, b, laps)
+    return [_edit_row(item_count(session.config), laps)]
 
 
 def peer_sync_case(session: Session) -> list[Result]:
@@ -181,17 +190,9 @@ def peer_sync_case(session: Session) -> list[Result]:
 
 def reconnect_case(session: Session) -> list[Result]:
     """Only the reconnect rows: one first sync brings B level, then the restarts."""
-    n = item_count(session.config)
-    root, folder, code = _seed(session, n)
-    laps = Laps()
-    with peerproc.running(folder, root) as up_a:
-        pair = _pair(root, folder, code, n, up_a)
-        b = root / "b0"
-        progress("peers: one first sync")
-        first_sync(pair, b, laps)
+    with _levelled(session) as (pair, b, laps):
         wires = reconnects(session, pair, b, laps)
-    session.discard(root)
-    return _reconnect_rows(n, laps, wires)
+    return _reconnect_rows(item_count(session.config), laps, wires)
 
 
 CASES: tuple[Case, ...] = (Case("peers", peers_case),)

@@ -397,6 +397,18 @@ def _sim_node(fs: MemFS, store: MemoryStore, now_ms: int | list[int]) -> LocalNo
     return node
 
 
+def _peer_moves_t1(node: LocalNode) -> tuple[str, bytes]:
+    """A peer's update moving t1.md to moved.md with a line of its own: (its text, update)."""
+    state = node.repo.encoded("t1")
+    assert state is not None
+    peer = Repo(Writer("bbbb000002", Hlc("bbbb000002"), 0), 99)
+    peer.load("t1", state)
+    theirs = ITEM.replace("line 2", "line 2 peer")
+    update = peer.ingest("t1", "moved.md", codec.parse(theirs.encode(), "moved.md"), 2_000).update
+    assert update is not None
+    return theirs, update
+
+
 def test_the_half_saved_old_file_of_a_move_merges_from_its_own_state_after_a_restart() -> None:
     """B40 (B26 here): the old file of a peer's rename was half-way through an in-place
     save; its base goes with it (a departed entry, stored). Forgotten by a restart before
@@ -405,13 +417,7 @@ def test_the_half_saved_old_file_of_a_move_merges_from_its_own_state_after_a_res
     fs, store = MemFS(), MemoryStore()
     fs.put("t1.md", ITEM.encode())
     node = _sim_node(fs, store, 1_000)
-    state = node.repo.encoded("t1")
-    assert state is not None
-    peer = Repo(Writer("bbbb000002", Hlc("bbbb000002"), 0), 99)
-    peer.load("t1", state)
-    theirs = ITEM.replace("line 2", "line 2 peer")
-    update = peer.ingest("t1", "moved.md", codec.parse(theirs.encode(), "moved.md"), 2_000).update
-    assert update is not None
+    theirs, update = _peer_moves_t1(node)
     fs.put("t1.md", b"")  # the user's in-place save has truncated the old file
     node.receive("t1", update, "bbbb000002")
     assert fs.get("moved.md") == theirs.encode()
@@ -435,13 +441,7 @@ def test_the_file_we_wrote_away_when_the_users_copy_took_the_item_is_merged_afte
     now_ms = [1_000]
     fs.put("t1.md", ITEM.encode())
     node = _sim_node(fs, store, now_ms)
-    state = node.repo.encoded("t1")
-    assert state is not None
-    peer = Repo(Writer("bbbb000002", Hlc("bbbb000002"), 0), 99)
-    peer.load("t1", state)
-    theirs = ITEM.replace("line 2", "line 2 peer")
-    update = peer.ingest("t1", "moved.md", codec.parse(theirs.encode(), "moved.md"), 2_000).update
-    assert update is not None
+    theirs, update = _peer_moves_t1(node)
     fs.remove("t1.md")  # the user is moving the old file
     now_ms[0] = 2_000
     node.receive("t1", update, "bbbb000002")
