@@ -37,19 +37,12 @@ CI_OPS = 100
 SOAK_SEEDS = range(10_000, 10_600)
 
 KNOWN_FAILING: dict[int, tuple[str, ...]] = {
-    11: ("lost-edit",),
     31: ("diverged",),
-    51: ("duplicated",),
     85: ("diverged",),
     94: ("diverged",),
-    99: ("duplicated",),
-    167: ("diverged",),
-    181: ("diverged",),
-    184: ("diverged",),
-    186: ("diverged",),
 }
-"""Seed -> what it reports today, on the op mix with ``stale_save`` (B1-B33, B43 and B45
-are fixed; these are open, all found since that op came; on the mix before it,
+"""Seed -> what it reports today, on the op mix with ``stale_save`` (B1-B33, B43, B45 and
+B46-B47 are fixed; these are open, all found since that op came; on the mix before it,
 ``--old-ops``, no CI seed fails). See simulations/README.md."""
 
 
@@ -340,6 +333,21 @@ def test_b45_an_own_save_sent_before_it_was_durable_is_not_lost() -> None:
     """Sent to a peer, then lost by a power cut: set again at start-up under the same
     writer, it was a concurrent set of one cell and Yjs kept the older value."""
     _bug(158, 5, 100)
+
+
+def test_b46_a_stale_editor_saving_the_old_path_of_a_rename_twice() -> None:
+    """Found with the ``stale_save`` op (CI seed 51): the stale editor's first save of the
+    old path was merged and removed; its second save was a second file claiming the id."""
+    result = run_seed(51, 2, 22)
+    assert result.ok, _explain(result)
+
+
+def test_b47_a_stale_editor_saving_a_file_a_peers_delete_removed() -> None:
+    """Found with the ``stale_save`` op (CI seed 11; 51 at 5 x 50): a peer's delete removed
+    the open file, a concurrent edit revived the item at another path, and the editor's
+    save of the old path was a second file claiming the id (edits lost)."""
+    result = run_seed(11, 5, 42)
+    assert result.ok, _explain(result)
 
 
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:

@@ -680,3 +680,65 @@ def test_a_stale_editor_saving_the_old_path_of_a_renamed_then_deleted_item_reviv
     assert not [e for e in effects if isinstance(e, b.Report)]
     assert item.alive()
     assert item.render() == saved.replace("line 3", "line 3 peer")
+
+
+def _carry_out(bridge: b.Bridge, effects: list[b.Effect]) -> None:
+    """The node's part: every write and removal lands."""
+    for effect in effects:
+        if isinstance(effect, b.WriteFile):
+            bridge.wrote(effect.key, effect.relpath)
+        elif isinstance(effect, b.RemoveFile):
+            bridge.removed(effect.relpath, effect.key)
+
+
+def test_a_stale_editor_saving_the_old_path_twice_merges_both_saves() -> None:
+    """B46 (CI seed 51, smallest 2 x 22): the editor still open on the old path of a
+    peer's rename saved it, was merged and removed, then saved again. The second
+    save was a second file claiming the id: reported, never synced."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    _remote_rename(bridge, "moved.md", LINES)
+    first = LINES.replace("line 0", "line 0 user")
+    _carry_out(bridge, bridge.on_file("t1.md", first.encode(), 2000))
+    bridge.before_remote("t1")
+    _remote_edit(bridge, first.replace("line 3", "line 3 peer"), path="moved.md")
+    _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
+    second = first.replace("line 1", "line 1 again")
+    effects = bridge.on_file("t1.md", second.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.render() == second.replace("line 3", "line 3 peer")
+    assert bridge.path_of("t1") == "moved.md"
+
+
+def test_a_stale_editor_saving_a_file_a_peer_deleted_edits_the_item_an_edit_revived() -> None:
+    """B47 (CI seeds 11 and 51 at 5 x 50): a peer's delete removed the file while an
+    editor was open on it; a concurrent rename revived the item at another path, and
+    the editor's save of the old path was a second file claiming the id."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    before = item.doc.get_update()
+    deleter = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
+    deleter.load("t1", before)
+    deletion = deleter.delete("t1", 3000)
+    renamer = Repo(Writer("peer-c", Hlc("peer-c"), 0), 98)
+    renamer.load("t1", before)
+    moved = LINES.replace("line 3", "line 3 peer")
+    rename = renamer.ingest("t1", "moved.md", codec.parse(moved.encode(), "moved.md"), 3000)
+    assert deletion is not None
+    assert rename.update is not None
+    for update in (deletion, rename.update):
+        bridge.before_remote("t1")
+        item.apply_remote(update)
+        _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
+    assert item.alive()
+    assert bridge.path_of("t1") == "moved.md"
+    saved = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("t1.md", saved.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    assert item.render() == saved.replace("line 3", "line 3 peer")

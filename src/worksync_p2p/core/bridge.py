@@ -639,6 +639,9 @@ class Bridge:
         record = self.disk.pop(old_path) if old_path is not None else None
         if old_path is None or record is None:
             return []
+        # An editor still open on the file may save it after the delete: an edit the
+        # delete had not seen, made on what the file showed (B47).
+        self._depart(old_path, key, self.base.get(key))
         return [
             RemoveFile(old_path, record.digest, key),
             Untracked(old_path),
@@ -736,6 +739,9 @@ class Bridge:
             effects += self._stays(relpath, key, digest, result, shown=shown, now_ms=now_ms)
         else:
             effects.append(RemoveFile(relpath, digest, key))
+            # The editor that saved it is still open on this path and may save it
+            # again: that save too is based on what this one showed (B46).
+            self._depart(relpath, key, result.file_state or self.repo.encoded(key))
         return effects + self.on_remote(key, FILE_ORIGIN)
 
     def _stays(
