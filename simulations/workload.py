@@ -309,6 +309,12 @@ class Workload:
             self.ledger.op_counts["stale_save_gone"] = (
                 self.ledger.op_counts.get("stale_save_gone", 0) + 1
             )
+        lock = self.lock
+        if lock is not None and lock.key == opened.key:
+            # The editor was opened before the same edit's lock, which holds back
+            # new ops only: this save is a third concurrent edit of the item, and
+            # the repair rule does not apply to three (documented limit, B55).
+            self.ledger.markers[lock.marker].dup_exempt = True
         self._save(opened, "stale_save", edit)
 
     def _same_edit(self) -> bool:

@@ -350,6 +350,14 @@ def test_b47_a_stale_editor_saving_a_file_a_peers_delete_removed() -> None:
     assert result.ok, _explain(result)
 
 
+def test_b55_a_stale_save_landing_during_a_same_edit_counts_as_a_third_edit() -> None:
+    """Harness: an editor opened before a ``same_edit`` saved the item's old path while the
+    two copies had not met; the lock holds back new ops only, so the repair rule's limit
+    (three concurrent edits) went unmarked and the duplicate was reported."""
+    result = run_seed(99, 4, 20)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 
