@@ -127,8 +127,12 @@ def is_joined(event: dict[str, Any]) -> bool:
     return event.get("event") == "peer" and str(event.get("state", "")).startswith("joined")
 
 
-def _spawn(root: Path, logs: Path, peers: Sequence[str]) -> Peer:
-    args = [sys.executable, "-m", "worksync_p2p", "--json", "up", str(root)]
+DAEMON = (sys.executable, "-m", "worksync_p2p")
+"""How a peer is started; ``stagetrace`` and older trees take other commands."""
+
+
+def _spawn(root: Path, logs: Path, peers: Sequence[str], command: Sequence[str]) -> Peer:
+    args = [*command, "--json", "up", str(root)]
     args += ["--host", LOOPBACK, "--port", "0"]
     for address in peers:
         args += ["--peer", address]
@@ -149,9 +153,11 @@ def _spawn(root: Path, logs: Path, peers: Sequence[str]) -> Peer:
 
 
 @contextmanager
-def running(root: Path, logs: Path, peers: Sequence[str] = ()) -> Iterator[Peer]:
+def running(
+    root: Path, logs: Path, peers: Sequence[str] = (), command: Sequence[str] = DAEMON
+) -> Iterator[Peer]:
     """``up root`` dialling ``peers``, from spawn (not waiting for it) until the block exits."""
-    peer = _spawn(root, logs, peers)
+    peer = _spawn(root, logs, peers, command)
     try:
         yield peer
     finally:

@@ -79,7 +79,13 @@ class MemFS:
         entry = self.files.get(relpath)
         return None if entry is None else entry.data[: max_bytes + 1]
 
-    def write_if(self, relpath: str, text: str, expect: str | None) -> WriteOutcome:
+    def write_if(
+        self,
+        relpath: str,
+        text: str,
+        expect: str | None,
+        durable: Callable[[], object] | None = None,
+    ) -> WriteOutcome:
         if escapes(relpath):
             self.counters.unsafe.append(relpath)
             return WriteOutcome.UNSAFE
@@ -87,6 +93,8 @@ class MemFS:
             self.counters.refused += 1
             self._node_op(f"write {relpath} refused: changed")
             return WriteOutcome.CHANGED
+        if durable is not None:
+            durable()  # as the real folder: done before the content can be seen
         self.counters.node_writes += 1
         self._node_op(f"write {relpath}")
         self.put(relpath, text.encode())

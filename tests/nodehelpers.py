@@ -176,10 +176,14 @@ class Spy:
             feed(relpath)
 
         def counting_write_if(
-            root: Path, relpath: str, text: str, expect: str | None
+            root: Path,
+            relpath: str,
+            text: str,
+            expect: str | None,
+            durable: Callable[[], object] | None = None,
         ) -> files.WriteOutcome:
             self.write_attempts[relpath] += 1
-            outcome = write_if(root, relpath, text, expect)
+            outcome = write_if(root, relpath, text, expect, durable=durable)
             if outcome is files.WriteOutcome.WRITTEN:
                 self.writes[relpath] += 1
             return outcome

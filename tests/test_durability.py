@@ -11,7 +11,7 @@ appended since the last sync.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,16 +52,34 @@ class NotingStore(SqliteStore):
 
 
 class NotingFiles(RealFiles):
-    """Real files, noting at each write what the store could still lose."""
+    """Real files, noting, when a write's text is about to be put in place, what the
+    store could still lose and whether the text could already be seen."""
 
     def __init__(self, root: Path, store: NotingStore) -> None:
         super().__init__(root)
         self.store = store
         self.at_write: list[list[bytes]] = []
+        self.seen_early: list[str] = []  # names that held the text before it was durable
 
-    def write_if(self, relpath: str, text: str, expect: str | None) -> WriteOutcome:
-        self.at_write.append(list(self.store.unsynced))
-        return super().write_if(relpath, text, expect)
+    def write_if(
+        self,
+        relpath: str,
+        text: str,
+        expect: str | None,
+        durable: Callable[[], object] | None = None,
+    ) -> WriteOutcome:
+        def noted() -> None:
+            self.seen_early += self._holding(relpath, text)
+            if durable is not None:
+                durable()
+            self.at_write.append(list(self.store.unsynced))
+
+        return super().write_if(relpath, text, expect, noted)
+
+    def _holding(self, relpath: str, text: str) -> list[str]:
+        """Names in ``relpath``'s folder (temp files included) that hold ``text``."""
+        folder = (self.root / relpath).parent
+        return [p.name for p in folder.iterdir() if p.is_file() and p.read_bytes() == text.encode()]
 
 
 @pytest.fixture
@@ -84,6 +102,7 @@ def test_a_peers_update_is_durable_before_its_file_is_written(node: LocalNode) -
     assert len(node.fs.at_write) == 1
     assert update not in node.fs.at_write[0]
     assert node.fs.at_write[0] == []
+    assert node.fs.seen_early == []
 
 
 def test_a_local_save_is_durable_before_peers_get_it(node: LocalNode) -> None:

@@ -621,15 +621,16 @@ class LocalNode:
     def _write(self, effect: br.WriteFile, depth: int) -> bool:
         """Execute a write; False when it was refused (the file moved on, or unsafe).
 
-        What the file will show is made durable first (it commits the batch so
-        far): a file that outlived its update in a power cut would be read at
-        start-up as the user's edit, and the update, coming again from a
-        peer, would merge into it a second time.
+        What the file will show is made durable before it can be seen (the
+        store's sync commits the batch so far; the file system runs it while
+        the file's own fsync does): a file that outlived its update in a power
+        cut would be read at start-up as the user's edit, and the update,
+        coming again from a peer, would merge into it a second time.
         """
-        self.store.sync()
-        return self._settle(
-            effect, self.fs.write_if(effect.relpath, effect.text, effect.expect), depth
-        )
+        sync = self.store.sync
+        outcome = self.fs.write_if(effect.relpath, effect.text, effect.expect, sync)
+        sync()  # a refused write did not sync: the batch so far is durable all the same
+        return self._settle(effect, outcome, depth)
 
     def _settle(self, effect: br.WriteFile, outcome: WriteOutcome, depth: int) -> bool:
         """What follows a write's outcome; False when it was refused."""

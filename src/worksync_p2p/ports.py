@@ -11,7 +11,7 @@ FileSystem join it as their adapters are written.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -148,8 +148,19 @@ class FileSystem(Protocol):
         """At most ``max_bytes + 1`` bytes, None when the file is gone."""
         ...
 
-    def write_if(self, relpath: str, text: str, expect: str | None) -> WriteOutcome:
-        """Atomically replace the file if its content still hashes to ``expect``."""
+    def write_if(
+        self,
+        relpath: str,
+        text: str,
+        expect: str | None,
+        durable: Callable[[], object] | None = None,
+    ) -> WriteOutcome:
+        """Atomically replace the file if its content still hashes to ``expect``.
+
+        ``durable`` runs before the new content can be seen, and only when it
+        is about to be (not for a refused write); the real folder runs it while
+        the content's own fsync does.
+        """
         ...
 
     def remove_if(self, relpath: str, expect: str) -> bool: ...

@@ -1,14 +1,15 @@
 """File system side of the bridge: stat, safe reads, atomic checked writes.
 
-Writes go to a hidden temp file in the same folder (the watcher ignores
-hidden names), are fsynced and put in place, keeping the target's
-permissions. A write names the content hash it expects to replace and is
-refused when the file moved on, so a save the user made after our last look
-is never clobbered. On Linux the temp file is swapped in with
-renameat2(RENAME_EXCHANGE), so a save that lands between our check and the
-swap is found at the temp path afterwards and put back; elsewhere the check
-is repeated just before the rename. Nothing is written through a symlink or
-into a folder that resolves outside the workspace.
+Writes go to a temp file in the same folder, fsynced (without a name until
+then, where the system allows) and given a hidden name the watcher ignores,
+then put in place, keeping the target's permissions. A write names the
+content hash it expects to replace and is refused when the file moved on,
+so a save the user made after our last look is never clobbered. On Linux
+the temp file is swapped in with renameat2(RENAME_EXCHANGE), so a save that
+lands between our check and the swap is found at the temp path afterwards
+and put back; elsewhere the check is repeated just before the rename.
+Nothing is written through a symlink or into a folder that resolves
+outside the workspace.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import secrets
 import stat as stat_module
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,9 +145,17 @@ def write_if(
     expect: str | None,
     *,
     before_swap: Callable[[], object] | None = None,
+    durable: Callable[[], object] | None = None,
 ) -> WriteOutcome:
     """Atomically replace ``relpath`` with ``text`` if it still hashes to ``expect``.
 
+    ``durable`` is the caller's step that must be on disk before the new text
+    can be seen under any name (the node's store sync: a file that outlived
+    its update in a power cut would be taken for the user's edit). It runs
+    once the text is checked and written, only when it is about to be put in
+    place, and while the text's own fsync runs on a thread, so the two flushes
+    overlap; the text is then in a file without a name (``O_TMPFILE``) until
+    both are done. Where the system has no such files, ``durable`` runs first.
     ``before_swap`` runs between the check and the swap (a test's seam for a
     user saving in that window).
     """
@@ -161,7 +170,7 @@ def write_if(
     temp = _temp_beside(path)
     data = text.encode()
     try:
-        ours = _write_temp(temp, data, mode)
+        ours = _write_temp(temp, data, mode, durable)
         if before_swap is not None:
             before_swap()
         if expect is None:
@@ -176,7 +185,66 @@ def _temp_beside(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
 
 
-def _write_temp(temp: Path, data: bytes, mode: int) -> os.stat_result:
+def _write_temp(
+    temp: Path, data: bytes, mode: int, durable: Callable[[], object] | None
+) -> os.stat_result:
+    """``temp`` made, holding ``data`` fsynced, ``durable`` done before the name exists.
+
+    Why unnamed first: a named temp file whose text the store does not explain
+    yet would be taken at start-up, after a power cut, for a user's save that a
+    killed swap had moved aside (``leftover_temps``), and put back.
+    """
+    folder = os.open(temp.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = _open_unnamed(folder, mode) if _ANONYMOUS else None
+        if fd is None:
+            if durable is not None:
+                durable()
+            return _write_named_temp(temp, data, mode)
+        try:
+            _write_all(fd, data)
+            os.fchmod(fd, mode)  # the umask may have narrowed it
+            _fsync_beside(fd, durable)
+            info = os.fstat(fd)
+            # linkat(2) with AT_SYMLINK_FOLLOW, which os.link uses only given a folder.
+            os.link(f"{_PROC_FD}/{fd}", temp.name, dst_dir_fd=folder, follow_symlinks=True)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(folder)
+    return info
+
+
+def _open_unnamed(folder: int, mode: int) -> int | None:
+    """An unnamed file in ``folder``; None where its file system has no O_TMPFILE."""
+    try:
+        return os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=folder)
+    except OSError as error:
+        if error.errno in _UNSUPPORTED or error.errno in (errno.EISDIR, errno.ENOENT):
+            return None
+        raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fsync_beside(fd: int, durable: Callable[[], object] | None) -> None:
+    """fsync ``fd`` while ``durable`` runs here: the disk flushes both at once."""
+    if durable is None:
+        os.fsync(fd)
+        return
+    flushing = _pool().submit(os.fsync, fd)
+    try:
+        durable()
+    finally:
+        wait([flushing])  # the caller closes ``fd`` only once its fsync is done
+    flushing.result()
+
+
+def _write_named_temp(temp: Path, data: bytes, mode: int) -> os.stat_result:
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
@@ -370,8 +438,14 @@ class RealFiles:
     def read(self, relpath: str, max_bytes: int) -> bytes | None:
         return read_item_bytes(self.root / relpath, max_bytes)
 
-    def write_if(self, relpath: str, text: str, expect: str | None) -> WriteOutcome:
-        return write_if(self.root, relpath, text, expect)
+    def write_if(
+        self,
+        relpath: str,
+        text: str,
+        expect: str | None,
+        durable: Callable[[], object] | None = None,
+    ) -> WriteOutcome:
+        return write_if(self.root, relpath, text, expect, durable=durable)
 
     def remove_if(self, relpath: str, expect: str) -> bool:
         return remove_if(self.root, relpath, expect)
