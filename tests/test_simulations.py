@@ -377,6 +377,14 @@ def test_b49_a_moved_stale_save_is_not_taken_for_the_users_copy_of_a_stray() -> 
     assert result.ok, _explain(result)
 
 
+def test_b56_the_users_copy_alike_to_both_by_lines_and_ours_half_saved() -> None:
+    """The user's moved copy differed from both candidates in one line and was taken for
+    ours moved; ours, half-way through a delete-and-recreate save, was written over, and
+    the landed save replaced the copy's tag (seen first as a second file of the id)."""
+    result = run_seed(99, 5, 50)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

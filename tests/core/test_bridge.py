@@ -828,3 +828,53 @@ def test_a_moved_stale_save_is_not_taken_for_the_users_copy_of_a_stray() -> None
     assert text is not None
     for line in ("line 0 stale", "line 1 user", "line 3 peer"):
         assert line in text
+
+
+TAGGED = "---\nid: t1\ntags: [a]\n---\nline 0\nline 1\n"
+
+
+def test_a_users_copy_alike_to_both_by_lines_is_told_by_characters_and_ours_awaited() -> None:
+    """B56 (seed 99, 5 x 50): the user tagged the file and moved it while a peer's rename
+    (which removed a tag) was written; then they saved the file we wrote by delete and
+    re-create. Their copy differed from both candidates in the one tags line: taken for
+    ours moved, it was merged from our state (undoing the peer's removal), and the save
+    that re-created ours was a second file of the id. Told apart by characters it is the
+    user's; and ours, the item's path still, is not written until its save lands."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TAGGED.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, TAGGED.replace("[a]", "[]"), path="moved.md")
+    bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", "moved.md")
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user moved it
+    assert bridge.on_file("moved.md", None, 2010) == []  # and is re-creating ours
+    effects = bridge.on_file("user.md", TAGGED.replace("[a]", "[a, b]").encode(), 2020)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e for e in effects if isinstance(e, b.WriteFile)] == []  # the save lands first
+    saved = TAGGED.replace("[a]", "[]").replace("line 1", "line 1 ours")
+    effects = bridge.on_file("moved.md", saved.encode(), 2040)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.frontmatter()["tags"] == ["b"]
+    assert (item.render() or "").endswith("---\nline 0\nline 1 ours\n")
+    assert bridge.path_of("t1") == "moved.md"
+
+
+def test_the_file_awaited_for_its_save_is_written_when_its_grace_ends() -> None:
+    """B56: the held write goes out once the grace ends without the save landing."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TAGGED.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, TAGGED.replace("[a]", "[]"), path="moved.md")
+    bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", "moved.md")
+    bridge.on_remove_refused("t1.md", "t1", None, 2000)
+    bridge.on_file("moved.md", None, 2010)
+    bridge.on_file("user.md", TAGGED.replace("[a]", "[a, b]").encode(), 2020)
+    due = bridge.deadline_ms()
+    assert due == 2010 + bridge.delete_grace_ms
+    effects = bridge.tick(due)
+    assert [e.relpath for e in effects if isinstance(e, b.WriteFile)] == ["moved.md"]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["user.md"]
+    assert bridge.deadline_ms() is None

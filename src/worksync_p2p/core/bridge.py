@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -188,6 +189,9 @@ class Bridge:
     """Items that outlived a delete their grace decided, their file written back: key ->
     (digest we wrote, the state the file showed when it went). It may have moved unread:
     that copy takes the item when it turns up (B48)."""
+    awaited: set[str] = field(default_factory=set)
+    """Those of ``returning`` seen missing (a save may be half-way): nothing is written
+    there until the save lands or the grace ends. Not stored: a restart writes at once."""
     seen: dict[str, bytes] = field(default_factory=dict)
     """Items whose file reads as the document, though field values that lost to the
     file's arrived since it was written: key -> the state whose values it showed."""
@@ -265,10 +269,21 @@ class Bridge:
 
     def deadline_ms(self) -> int | None:
         pending = [*self.pending_delete.values(), *self.suspect_empty.values()]
+        pending += [self.returning[p][2] for p in self.awaited if p in self.returning]
         return min(pending) if pending else None
 
     def tick(self, now_ms: int) -> list[Effect]:
         effects = self.expire_deletes(now_ms)
+        for relpath in sorted(self.awaited):
+            entry = self.returning.get(relpath)
+            if entry is None or entry[2] <= now_ms:
+                # Not back within its grace: moved or deleted. A write held for it goes.
+                self.awaited.discard(relpath)
+                if entry is not None:
+                    del self.returning[relpath]
+                    item = self.repo.get(entry[0])
+                    if item is not None and item.path() == relpath:
+                        effects += self.on_remote(entry[0], FILE_ORIGIN)
         for relpath, due in sorted(self.suspect_empty.items()):
             if due <= now_ms:
                 del self.suspect_empty[relpath]
@@ -520,6 +535,7 @@ class Bridge:
         if ours is None or not _closer(codec.render(parsed), stray[1], ours):
             return
         self.returning[owner] = (key, ours, self.pending_delete[owner])
+        self.awaited.add(owner)
         self._ours_to_yield(key, owner)
 
     def _second_file(
@@ -569,10 +585,10 @@ class Bridge:
             if entry is not None and record is not None and entry[0] == record.digest:
                 rivals.append(entry[1])
         lines = text.splitlines()
-        bar = max(_likeness(lines, state) for state in rivals if state is not None)
+        bar = max(_state_likeness(lines, state) for state in rivals if state is not None)
         best: tuple[float, str, bytes] | None = None
         for relpath, state in reversed(held):  # the latest departure wins a tie
-            score = _likeness(lines, state)
+            score = _state_likeness(lines, state)
             if score > bar and (best is None or score > best[0]):
                 best = (score, relpath, state)
         return None if best is None else (best[1], best[2])
@@ -673,14 +689,22 @@ class Bridge:
         reason = paths.unsafe_reason(relpath)
         if reason is not None:
             return self._report(relpath, f"unsafe path from a peer ({reason}); not written")
-        if relpath in self.bad or relpath in self.pending_delete or relpath in self.suspect_empty:
-            # A bad file stays as the user left it; a vanished or emptied one
-            # awaits its grace (a save is half-way: its end is merged first).
+        if relpath in self.bad or self._awaits_a_save(relpath):
             return []
         if self._held_by_another(relpath, key):
             return []
         effects = self._write(key, relpath, old_path, text, origin)
         return effects if look is None else _told(effects, look, key, item, origin)
+
+    def _awaits_a_save(self, relpath: str) -> bool:
+        """Whether a write to ``relpath`` must wait: a vanished or emptied file awaits its
+        grace (a save is half-way: its end is merged first), and so does the file we
+        wrote for a peer's rename, missing as the user's copy took the item: written
+        now, its save would land on top and replace what it never showed (B56). It is
+        written when the save lands or the grace ends."""
+        if relpath in self.pending_delete or relpath in self.suspect_empty:
+            return True
+        return relpath in self.awaited and relpath in self.returning
 
     def _held_by_another(self, relpath: str, key: str) -> bool:
         """A live item other than ``key`` owns the file; a deleted one yields it."""
@@ -875,17 +899,34 @@ class Bridge:
 
 
 def _closer(text: str, first: bytes, second: bytes) -> bool:
-    """Whether ``text`` is closer to the rendering of state ``first`` than of ``second``."""
+    """Whether ``text`` is closer to the rendering of state ``first`` than of ``second``.
+
+    By lines; a tie (each differs from ``text`` in the same lines, say the one tags
+    line both changed) is decided by characters: taken for ``second`` by default, a
+    copy saved on ``first`` was diffed from the other and undid its change (B56).
+    """
+    one, other = _render_state(first), _render_state(second)
     lines = text.splitlines()
-    return _likeness(lines, first) > _likeness(lines, second)
+    by_lines = _likeness(lines, one.splitlines()), _likeness(lines, other.splitlines())
+    if by_lines[0] != by_lines[1]:
+        return by_lines[0] > by_lines[1]
+    return _likeness(text, one) > _likeness(text, other)
 
 
-def _likeness(lines: list[str], state: bytes) -> float:
-    """How alike ``lines`` and the rendering of ``state`` are, line by line (0 to 1)."""
+def _render_state(state: bytes) -> str:
     item = ItemDoc.new(0)
     item.doc.apply_update(state)
-    rendered = item.render() or ""
-    return difflib.SequenceMatcher(None, lines, rendered.splitlines()).ratio()
+    return item.render() or ""
+
+
+def _likeness(a: Sequence[str], b: Sequence[str]) -> float:
+    # No junk heuristic: a long text's spaces and common letters count like the rest.
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def _state_likeness(lines: list[str], state: bytes) -> float:
+    """How alike ``lines`` and the rendering of ``state`` are, line by line (0 to 1)."""
+    return _likeness(lines, _render_state(state).splitlines())
 
 
 def _told(
