@@ -16,6 +16,7 @@ import logging
 import random
 import signal
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,7 +196,7 @@ class LocalNode:
             raise error
 
     def _render_remote(self, keys: list[str], origin: str) -> None:
-        self.store.sync()  # one fsync for every file below
+        self._sync_before_files()  # one fsync for every file below
         for key in keys:
             self.execute(self.bridge.on_remote(key, origin))
         self._save_bases()
@@ -458,14 +459,48 @@ class LocalNode:
             self._looked[relpath] = stat
             record = self._records.get(relpath)
             if stat is None or record is None or not stat.matches(record):
+                self._landed_before_a_power_cut(relpath)
                 self.feed(relpath)
         # The deletes wait their grace, as at any other time (the timer decides them):
         # a file missing at start-up may be half-way through a delete-and-recreate save.
+        # Rendered again: items without a file, and items with a stored base, whose
+        # file a kill may have left behind the store (``_sync_before_files``); a
+        # save made on such a file was fed above and merged from that base.
         for key in list(self.repo.item_keys()):
-            if self.bridge.path_of(key) is None:
+            if self.bridge.path_of(key) is None or key in self.bridge.base:
                 self.execute(self.bridge.on_remote(key, "store"))
         self.save_clock()
         return len(present) - len(self.bridge.bad)
+
+    def _landed_before_a_power_cut(self, relpath: str) -> None:
+        """Drop a stored base that a power cut made stale after the write it was kept for.
+
+        The base is durable before the write (``_sync_before_files``), but the
+        write's record and the base's removal are not: a power cut can keep
+        the file and lose both, and the user may have saved on top of it since.
+        A file that shows the write's changes was written; merged from the
+        stale base, those changes would come in twice. One that shows neither
+        more of them nor less (a line the write added and the user replaced)
+        keeps the base: wrongly kept, a value comes back as a conflict; wrongly
+        dropped, the peer's change would be undone unseen.
+        """
+        if not self.bridge.base:
+            return  # the usual start-up: no file was behind its document
+        data = self.fs.read(relpath, self.config.max_item_bytes)
+        if data is None:
+            return
+        try:
+            key = naming.item_key(codec.parse(data, relpath).fields, relpath)
+        except codec.ItemError:
+            return
+        base = self.bridge.base.get(key)
+        item = self.repo.get(key)
+        if base is None or item is None:
+            return  # (at any path: the write may be the move of a peer's rename)
+        before = ItemDoc.new(0)
+        before.doc.apply_update(base)
+        if _shows_the_change(data.decode(errors="replace"), before.render(), item.render()):
+            self.bridge.wrote(key, relpath)
 
     def catch_up(self) -> None:
         """Take in what was saved between ``reconcile`` and the watcher's start.
@@ -603,7 +638,7 @@ class LocalNode:
                 self.bus.publish(event.as_json())
 
     def _remove(self, relpath: str, expect: str, key: str, depth: int) -> None:
-        self.store.sync()  # the update that deletes the item outlives its file
+        self._sync_before_files()  # the update that deletes the item outlives its file
         if self.fs.remove_if(relpath, expect):
             self.bridge.removed(relpath, key)
         elif depth < MAX_WRITE_RETRIES:
@@ -611,6 +646,19 @@ class LocalNode:
             data = self.fs.read(relpath, self.config.max_item_bytes)
             refused = self.bridge.on_remove_refused(relpath, key, data, self.clock())
             self.execute(refused, depth + 1)
+
+    def _sync_before_files(self) -> None:
+        """Make the updates so far durable, and with them the bridge's bases.
+
+        A kill after this and before the file write (or removal) leaves the
+        store ahead of the file, whose record still matches it. The base,
+        stored in the same commit, says so at the next start: ``reconcile``
+        renders the item again, and merges a save made on the stale file from
+        the state the file showed (diffed against the store's state, the save
+        would undo the update it never showed).
+        """
+        self._save_bases()
+        self.store.sync()
 
     def _track(self, relpath: str, key: str, digest: str) -> None:
         stat = self._stats.pop(relpath, None) or self.fs.stat(relpath)
@@ -626,7 +674,7 @@ class LocalNode:
         start-up as the user's edit, and the update, coming again from a
         peer, would merge into it a second time.
         """
-        self.store.sync()
+        self._sync_before_files()
         return self._settle(
             effect, self.fs.write_if(effect.relpath, effect.text, effect.expect), depth
         )
@@ -663,6 +711,17 @@ class LocalNode:
             return
         self._clock_saved_ms = state[0]
         self.store.set_meta(HLC_META, f"{state[0]},{state[1]}".encode())
+
+
+def _shows_the_change(text: str, before: str | None, after: str | None) -> bool:
+    """Whether ``text`` has more of the lines ``before`` -> ``after`` changed than not."""
+    old = Counter((before or "").splitlines())
+    new = Counter((after or "").splitlines())
+    lines = Counter(text.splitlines())
+    added, removed = new - old, old - new
+    shown = sum((added & lines).values()) + sum((removed - lines).values())
+    missed = sum((added - lines).values()) + sum((removed & lines).values())
+    return shown > missed
 
 
 def _simple_new_write(effects: list[br.Effect]) -> bool:
