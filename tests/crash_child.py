@@ -7,7 +7,8 @@ itself SIGKILL the moment the node touches the file for it: after the
 ``Store.sync`` that precedes every file write and removal, so the store holds
 the update and the file does not show it. MODE ``edit``: the peer appends
 :data:`PEER_LINE` (killed in ``write_if``); ``delete``: the peer deletes the
-item (killed in ``remove_if``). Nothing here loops or waits.
+item (killed in ``remove_if``); ``saved-over``: the peer's edit is written, the
+user saves on top of it at once, and the kill follows. Nothing here loops or waits.
 """
 
 from __future__ import annotations
@@ -30,21 +31,32 @@ from worksync_p2p.workspace import init
 KEY, RELPATH = "task-one", "task-one.md"
 TEXT = "---\nid: task-one\nstatus: open\n---\nfirst line\n"
 PEER_LINE = "a line from the peer\n"
+USER_LINE = "a line the user saved over our write\n"
 PEER = "peer-b"
 
 
 class KilledAtTheFile(RealFiles):
-    """Real files until ``armed``; then the first write or removal is a kill -9."""
+    """Real files until ``armed``; then the first write or removal is a kill -9.
+
+    With ``save_after_write``, the write happens and the user saves the file at
+    once, before the node looks at it again; the kill comes after ``receive``.
+    """
 
     armed = False
+    save_after_write: str | None = None
 
     def _die_if_armed(self) -> None:
-        if self.armed:
+        if self.armed and self.save_after_write is None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def write_if(self, relpath: str, text: str, expect: str | None) -> WriteOutcome:
         self._die_if_armed()
-        return super().write_if(relpath, text, expect)
+        outcome = super().write_if(relpath, text, expect)
+        if self.armed and self.save_after_write is not None:
+            with (self.root / relpath).open("r+b") as handle:  # in place, as editors do
+                handle.truncate(0)
+                handle.write(self.save_after_write.encode())
+        return outcome
 
     def remove_if(self, relpath: str, expect: str) -> bool:
         self._die_if_armed()
@@ -73,9 +85,13 @@ def main(mode: str, root: Path) -> None:
         node = LocalNode(workspace, workspace.load_config(), store, fs=fs)
         node.load()
         node.reconcile()
-        update = peer_update(node, mode)
+        update = peer_update(node, "edit" if mode == "saved-over" else mode)
+        if mode == "saved-over":
+            fs.save_after_write = TEXT + PEER_LINE + USER_LINE
         fs.armed = True
         node.receive(KEY, update, PEER)
+        if mode == "saved-over":
+            os.kill(os.getpid(), signal.SIGKILL)  # before any watcher could report the save
     raise SystemExit("the node never touched the file: nothing killed it")
 
 

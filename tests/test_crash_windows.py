@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.crash_child import KEY, PEER_LINE, RELPATH, TEXT
+from tests.crash_child import KEY, PEER_LINE, RELPATH, TEXT, USER_LINE
 from tests.nodehelpers import Proc, processes
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core.hlc import Hlc
@@ -154,3 +154,35 @@ def test_a_clean_stop_during_start_up_ends_the_daemon(tmp_path: Path) -> None:
         with connection:
             proc.signal(signal.SIGTERM)
             assert proc.wait(STOP_S) == 0, proc.stderr()
+
+
+def test_a_save_right_after_our_write_and_before_a_kill_is_taken_in_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """The record of our write must not take the stat of a save that landed on top of
+    it: start-up would skip the file as unchanged, and the save would reach no store."""
+    root = folder(tmp_path)
+    crash(root, "saved-over")
+    path = root / RELPATH
+    assert path.read_text() == TEXT + PEER_LINE + USER_LINE
+    assert USER_LINE not in (stored_render(root) or ""), "the kill came before the ingest"
+    start_and_stop(root)
+    assert stored_render(root) == TEXT + PEER_LINE + USER_LINE
+
+
+def test_a_save_made_as_the_daemon_stops_is_in_the_store_after_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """Whether the watcher reports it before the stop or not, the save is not lost:
+    the stop takes it in, or start-up finds the file unlike its record."""
+    root = folder(tmp_path)
+    start_and_stop(root)
+    with processes() as started:
+        proc = Proc("--json", "up", str(root), "--local-only", cwd=tmp_path)
+        started.append(proc)
+        proc.wait_line('"started"', UP_S)
+        (root / RELPATH).write_text(TEXT + USER_LINE)
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(UP_S) == 0, proc.stderr()
+    start_and_stop(root)
+    assert stored_render(root) == TEXT + USER_LINE

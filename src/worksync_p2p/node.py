@@ -64,6 +64,8 @@ PROBE_TRIES = 100
 PROBE_INTERVAL_S = 0.05
 POOL_MIN_ITEMS = 16
 """Batches of fewer new items are rendered in the daemon: not worth a round trip."""
+UNKNOWN_STAT = Stat(-1, -1)
+"""A record's stat that no file matches: start-up reads that file again."""
 FIRST_ROUND_WAIT_S = 0.3
 """How long start-up lets the static peers' first sync rounds go before the watcher."""
 
@@ -675,15 +677,20 @@ class LocalNode:
         peer, would merge into it a second time.
         """
         self._sync_before_files()
-        return self._settle(
-            effect, self.fs.write_if(effect.relpath, effect.text, effect.expect), depth
-        )
+        outcome = self.fs.write_if(effect.relpath, effect.text, effect.expect)
+        return self._settle(effect, outcome, depth, check=True)
 
-    def _settle(self, effect: br.WriteFile, outcome: WriteOutcome, depth: int) -> bool:
-        """What follows a write's outcome; False when it was refused."""
+    def _settle(
+        self, effect: br.WriteFile, outcome: WriteOutcome, depth: int, *, check: bool = False
+    ) -> bool:
+        """What follows a write's outcome; False when it was refused.
+
+        ``check``: the stat for the file's record is taken only if the file
+        still holds what we wrote once it is taken (see ``_stat_of_ours``).
+        """
         if outcome is WriteOutcome.WRITTEN:
             self.bridge.wrote(effect.key, effect.relpath)
-            stat = self.fs.stat(effect.relpath)
+            stat = self._stat_of_ours(effect) if check else self.fs.stat(effect.relpath)
             if stat is not None:
                 self._stats[effect.relpath] = stat
             return True
@@ -698,6 +705,21 @@ class LocalNode:
         self.feed(effect.relpath)
         self.execute(self.bridge.on_remote(effect.key, effect.origin), depth + 1)
         return False
+
+    def _stat_of_ours(self, effect: br.WriteFile) -> Stat:
+        """The size and mtime for the record of a file we just wrote.
+
+        A save that lands on top of our write before this stat would lend the
+        record its own stat: start-up would skip the file as unchanged, and a
+        save the watcher had no time to report (a kill, a stop) would reach no
+        store. So the content is read after the stat; unless it is ours, the
+        record gets a stat no file has, and start-up reads the file again.
+        """
+        stat = self.fs.stat(effect.relpath)
+        data = self.fs.read(effect.relpath, self.config.max_item_bytes)
+        if stat is None or data != effect.text.encode():
+            return UNKNOWN_STAT
+        return stat
 
     def save_clock(self, *, force: bool = False) -> None:
         """Persist the hybrid logical clock now and then (not on every save).
