@@ -120,6 +120,33 @@ def test_the_checks_report_lost_duplicated_resurrected_diverged_and_stray(tmp_pa
     assert checks.rewritten("p0", {"a.md": (1, 2, 3)}, {"a.md": (1, 5, 3)})
 
 
+def test_the_failure_report_names_the_seed_command_artifacts_and_store_file_gaps(
+    tmp_path: Path,
+) -> None:
+    bridge = Bridge(Repo(Writer("p", Hlc("p"), 0), 7))
+    text = "---\nid: t1\n---\nline m00001z\n"
+    root = tmp_path / "p0"
+    (root / ".worksync").mkdir(parents=True)
+    with SqliteStore(root / ".worksync" / "store.sqlite3") as store:
+        for effect in bridge.on_file("t1.md", text.encode(), 1000):
+            if isinstance(effect, Persist):
+                store.append(effect.key, effect.update)
+    assert checks.store_vs_files("p0", root, {"t1.md": text.encode()}) == []
+    stale = {"t1.md": b"---\nid: t1\n---\nline\n"}
+    assert checks.store_vs_files("p0", root, stale) == [
+        "p0: t1.md (t1): store renders ['m00001z'] the file lacks, file has [] the store does not"
+    ]
+    assert checks.store_vs_files("p0", root, {}) == [
+        "p0: t1.md: the store has item t1 there, no file"
+    ]
+    result = Result(7, 3, 6.0, make_plan(7, 3, 6.0), problems=["p1: lost edit: m00015z"])
+    result.kept = tmp_path
+    report = result.report()
+    assert report.startswith("FAIL chaos seed 7 (3 peers, 6 s of faults): 1 problem(s)")
+    assert "python -m simulations chaos --seed 7 --peers 3 --seconds 6" in report
+    assert f"artifacts: {tmp_path} " in report
+
+
 def test_a_daemon_start_finds_the_temp_files_a_kill_left(tmp_path: Path) -> None:
     """What start-up tidies (tests/test_node_bridge.py: which it puts back, which it removes)."""
     (tmp_path / "sub").mkdir()

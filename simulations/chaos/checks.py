@@ -8,13 +8,15 @@ returns a list of problems, one line each; an empty list passes.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
 from simulations import textedit as te
 from simulations.chaos.files import STATE_DIR, Delete, item_files, item_id
 from simulations.ledger import Ledger
-from worksync_p2p.core import paths
+from worksync_p2p.core import members, paths
+from worksync_p2p.core.itemdoc import ItemDoc
 
 WRITES_PER_SAVE_PER_PEER = 4
 """A save is one write on each other peer, plus retries and repairs; an echo loop has no bound."""
@@ -166,3 +168,60 @@ def write_budget(writes: int, saves: int, peers: int, starts: int) -> list[str]:
     if writes > budget:
         return [f"echo: the daemons wrote {writes} times for {saves} saves (budget {budget})"]
     return []
+
+
+MAX_STORE_ROWS = 1_000_000
+MAX_DIAGNOSES = 12
+
+
+def store_renders(root: Path) -> dict[str, tuple[str | None, str]]:
+    """Each item of a stopped daemon's store: path -> (render, key); read-only."""
+    store = root / STATE_DIR / "store.sqlite3"
+    if not store.exists():
+        return {}
+    docs: dict[str, ItemDoc] = {}
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT key, data FROM updates ORDER BY seq LIMIT ?", (MAX_STORE_ROWS,)
+        ).fetchall()
+    for key, data in rows:
+        if key != members.MEMBERS_KEY:
+            docs.setdefault(key, ItemDoc.new(1)).doc.apply_update(data)
+    out: dict[str, tuple[str | None, str]] = {}
+    for key, item in docs.items():
+        relpath = item.path()
+        if relpath is not None and item.alive():
+            out[relpath] = (item.render(), key)
+    return out
+
+
+def store_vs_files(label: str, root: Path, files: dict[str, bytes]) -> list[str]:
+    """Where a folder and its own store disagree, by marker (for the failure report).
+
+    Not a check: a file may differ in bytes from its render and still be in
+    sync. A marker the store renders and the file lacks points at a write that
+    never happened (the store ahead of the file); one the file has and the
+    store lacks, at a save that was never taken in.
+    """
+    try:
+        renders = store_renders(root)
+    except (sqlite3.Error, ValueError) as error:
+        return [f"{label}: store unreadable ({error})"]
+    out = []
+    for relpath in sorted(set(renders) | set(files)):
+        text, key = renders.get(relpath, (None, "?"))
+        data = files.get(relpath)
+        if data is None:
+            out.append(f"{label}: {relpath}: the store has item {key} there, no file")
+            continue
+        if relpath not in renders:
+            out.append(f"{label}: {relpath}: a file no item of the store is at")
+            continue
+        held = set(te.markers_in(text or ""))
+        shown = set(te.markers_in(data.decode(errors="replace")))
+        if held != shown:
+            out.append(
+                f"{label}: {relpath} ({key}): store renders {sorted(held - shown)} the file"
+                f" lacks, file has {sorted(shown - held)} the store does not"
+            )
+    return out[:MAX_DIAGNOSES]

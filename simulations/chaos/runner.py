@@ -61,6 +61,10 @@ class Result:
     history: list[str] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    diagnosis: list[str] = field(default_factory=list)
+    """Where each folder and its own store disagree (printed with a failure)."""
+    kept: Path | None = None
+    """Where the run's folders, stores and logs are (a failing run's are always kept)."""
 
     @property
     def ok(self) -> bool:
@@ -73,16 +77,32 @@ class Result:
         )
 
     def report(self) -> str:
-        lines = [f"FAIL chaos seed {self.seed}: {len(self.problems)} problem(s)"]
+        lines = [
+            f"FAIL chaos seed {self.seed} ({self.peers} peers, {self.seconds:g} s of faults):"
+            f" {len(self.problems)} problem(s)"
+        ]
         lines += [f"  - {problem}" for problem in self.problems[:20]]
         lines += [f"  note: {note}" for note in self.notes[:5]]
+        lines += [f"  store vs file: {line}" for line in self.diagnosis]
         lines.append(f"  plan: {self.plan.summary()}")
         lines.append(f"  done: {dict(sorted(self.done.items()))}")
         lines.append(f"  stats: {self.stats}")
         lines.append("  last operations:")
         lines += [f"    {line}" for line in self.history[-HISTORY:]]
-        lines.append(f"  reproduce: {self.command()}")
+        lines.append(f"  reproduce: {self.command()} (a few times: timings vary)")
+        lines += self.where()
         return "\n".join(lines)
+
+    def where(self) -> list[str]:
+        """Where the artifacts are and how to read them (nothing when none were kept)."""
+        if self.kept is None:
+            return ["  artifacts: none kept"]
+        store = self.kept / "pN" / ".worksync" / "store.sqlite3"
+        return [
+            f"  artifacts: {self.kept} (folders pN/ with .worksync/store.sqlite3;"
+            " logs/history.txt, logs/pN.events, logs/pN.err)",
+            f"  replay an item: python -m simulations.chaos.replay {store} ITEM",
+        ]
 
 
 class World:
@@ -99,6 +119,7 @@ class World:
         self.problems: list[str] = []
         self.notes: list[str] = []
         """Worth a look, not a failure: a traceback a daemon logged and survived."""
+        self.diagnosis: list[str] = []
         self.t0 = self.people.t0
 
     def note(self, line: str) -> None:
@@ -298,6 +319,10 @@ class World:
         for daemon in self.daemons:
             self.problems += daemon.problems
             self.notes += daemon.stderr_tracebacks()
+        if self.problems:
+            for daemon in self.daemons:
+                files = folders[daemon.label]
+                self.diagnosis += checks.store_vs_files(daemon.label, daemon.root, files)
 
     async def close(self) -> None:
         for daemon in self.daemons:
@@ -362,6 +387,7 @@ async def run_async(plan: Plan, base: Path) -> Result:
                 (world.logs / f"{daemon.label}.events").write_text(daemon.events_text(world.t0))
     result.problems = world.problems
     result.notes = world.notes
+    result.diagnosis = world.diagnosis
     result.done = world.done
     result.history = world.history
     result.stats = {
@@ -379,19 +405,30 @@ async def run_async(plan: Plan, base: Path) -> Result:
 
 
 def run_chaos(seed: int, peers: int = 3, seconds: float = 10.0, keep: Path | None = None) -> Result:
-    """One seed, start to finish; temp folders are removed unless ``keep`` names a folder."""
+    """One seed, start to finish, in ``keep``/seed-N (kept) or in a temp folder that is
+    removed when the run passes and kept when it fails (``Result.kept`` says where)."""
     plan = make_plan(seed, peers, seconds)
     if keep is not None:
         base = keep / f"seed-{seed}"
         shutil.rmtree(base, ignore_errors=True)
         base.mkdir(parents=True)
-        return asyncio.run(run_async(plan, base))
-    with tempfile.TemporaryDirectory(prefix="wschaos-") as tmp:
-        return asyncio.run(run_async(plan, Path(tmp)))
+    else:
+        base = Path(tempfile.mkdtemp(prefix=f"wschaos-seed{seed}-"))
+    try:
+        result = asyncio.run(run_async(plan, base))
+    except BaseException:
+        if keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+        raise
+    if result.ok and keep is None:
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        result.kept = base
+    return result
 
 
 def main(seeds: range, peers: int, seconds: float, verbose: bool, keep: Path | None) -> int:
-    failed = []
+    failed: list[Result] = []
     started = time.monotonic()
     for seed in seeds:
         plan = make_plan(seed, peers, seconds)
@@ -400,7 +437,7 @@ def main(seeds: range, peers: int, seconds: float, verbose: bool, keep: Path | N
         if result.ok and result.notes:
             print("\n".join(f"  seed {seed} note: {note}" for note in result.notes[:5]))
         if not result.ok:
-            failed.append(seed)
+            failed.append(result)
             print(result.report(), flush=True)
         elif verbose:
             print(f"ok seed {seed} done {dict(sorted(result.done.items()))} {result.stats}")
@@ -408,5 +445,7 @@ def main(seeds: range, peers: int, seconds: float, verbose: bool, keep: Path | N
                 print("\n".join(f"    {line}" for line in result.history[-HISTORY:]), flush=True)
     count = len(seeds)
     elapsed = time.monotonic() - started
-    print(f"{count} chaos seed(s), {len(failed)} failed {failed}; {elapsed:.0f}s")
+    print(f"{count} chaos seed(s), {len(failed)} failed {[r.seed for r in failed]}; {elapsed:.0f}s")
+    for result in failed:
+        print(f"  seed {result.seed}: {result.command()}; artifacts: {result.kept}")
     return 1 if failed else 0

@@ -16,6 +16,7 @@ import logging
 import random
 import signal
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,8 @@ PROBE_TRIES = 100
 PROBE_INTERVAL_S = 0.05
 POOL_MIN_ITEMS = 16
 """Batches of fewer new items are rendered in the daemon: not worth a round trip."""
+UNKNOWN_STAT = Stat(-1, -1)
+"""A record's stat that no file matches: start-up reads that file again."""
 FIRST_ROUND_WAIT_S = 0.3
 """How long start-up lets the static peers' first sync rounds go before the watcher."""
 
@@ -196,7 +199,7 @@ class LocalNode:
             raise error
 
     def _render_remote(self, keys: list[str], origin: str) -> None:
-        self.store.sync()  # one fsync for every file below
+        self._sync_before_files()  # one fsync for every file below
         for key in keys:
             self.execute(self.bridge.on_remote(key, origin))
         self._save_bases()
@@ -460,14 +463,48 @@ class LocalNode:
             self._looked[relpath] = stat
             record = self._records.get(relpath)
             if stat is None or record is None or not stat.matches(record):
+                self._landed_before_a_power_cut(relpath)
                 self.feed(relpath)
         # The deletes wait their grace, as at any other time (the timer decides them):
         # a file missing at start-up may be half-way through a delete-and-recreate save.
+        # Rendered again: items without a file, and items with a stored base, whose
+        # file a kill may have left behind the store (``_sync_before_files``); a
+        # save made on such a file was fed above and merged from that base.
         for key in list(self.repo.item_keys()):
-            if self.bridge.path_of(key) is None:
+            if self.bridge.path_of(key) is None or key in self.bridge.base:
                 self.execute(self.bridge.on_remote(key, "store"))
         self.save_clock()
         return len(present) - len(self.bridge.bad)
+
+    def _landed_before_a_power_cut(self, relpath: str) -> None:
+        """Drop a stored base that a power cut made stale after the write it was kept for.
+
+        The base is durable before the write (``_sync_before_files``), but the
+        write's record and the base's removal are not: a power cut can keep
+        the file and lose both, and the user may have saved on top of it since.
+        A file that shows the write's changes was written; merged from the
+        stale base, those changes would come in twice. One that shows neither
+        more of them nor less (a line the write added and the user replaced)
+        keeps the base: wrongly kept, a value comes back as a conflict; wrongly
+        dropped, the peer's change would be undone unseen.
+        """
+        if not self.bridge.base:
+            return  # the usual start-up: no file was behind its document
+        data = self.fs.read(relpath, self.config.max_item_bytes)
+        if data is None:
+            return
+        try:
+            key = naming.item_key(codec.parse(data, relpath).fields, relpath)
+        except codec.ItemError:
+            return
+        base = self.bridge.base.get(key)
+        item = self.repo.get(key)
+        if base is None or item is None:
+            return  # (at any path: the write may be the move of a peer's rename)
+        before = ItemDoc.new(0)
+        before.doc.apply_update(base)
+        if _shows_the_change(data.decode(errors="replace"), before.render(), item.render()):
+            self.bridge.wrote(key, relpath)
 
     def catch_up(self) -> None:
         """Take in what was saved between ``reconcile`` and the watcher's start.
@@ -607,7 +644,7 @@ class LocalNode:
                 self.bus.publish(event.as_json())
 
     def _remove(self, relpath: str, expect: str, key: str, depth: int) -> None:
-        self.store.sync()  # the update that deletes the item outlives its file
+        self._sync_before_files()  # the update that deletes the item outlives its file
         if self.fs.remove_if(relpath, expect):
             self.bridge.removed(relpath, key)
         elif depth < MAX_WRITE_RETRIES:
@@ -615,6 +652,19 @@ class LocalNode:
             data = self.fs.read(relpath, self.config.max_item_bytes)
             refused = self.bridge.on_remove_refused(relpath, key, data, self.clock())
             self.execute(refused, depth + 1)
+
+    def _sync_before_files(self) -> None:
+        """Make the updates so far durable, and with them the bridge's bases.
+
+        A kill after this and before the file write (or removal) leaves the
+        store ahead of the file, whose record still matches it. The base,
+        stored in the same commit, says so at the next start: ``reconcile``
+        renders the item again, and merges a save made on the stale file from
+        the state the file showed (diffed against the store's state, the save
+        would undo the update it never showed).
+        """
+        self._save_bases()
+        self.store.sync()
 
     def _track(self, relpath: str, key: str, digest: str) -> None:
         stat = self._stats.pop(relpath, None) or self.fs.stat(relpath)
@@ -631,16 +681,22 @@ class LocalNode:
         cut would be read at start-up as the user's edit, and the update,
         coming again from a peer, would merge into it a second time.
         """
-        sync = self.store.sync
-        outcome = self.fs.write_if(effect.relpath, effect.text, effect.expect, sync)
-        sync()  # a refused write did not sync: the batch so far is durable all the same
-        return self._settle(effect, outcome, depth)
+        durable = self._sync_before_files
+        outcome = self.fs.write_if(effect.relpath, effect.text, effect.expect, durable)
+        durable()  # a no-op after a write that ran it; a refused write did not sync
+        return self._settle(effect, outcome, depth, check=True)
 
-    def _settle(self, effect: br.WriteFile, outcome: WriteOutcome, depth: int) -> bool:
-        """What follows a write's outcome; False when it was refused."""
+    def _settle(
+        self, effect: br.WriteFile, outcome: WriteOutcome, depth: int, *, check: bool = False
+    ) -> bool:
+        """What follows a write's outcome; False when it was refused.
+
+        ``check``: the stat for the file's record is taken only if the file
+        still holds what we wrote once it is taken (see ``_stat_of_ours``).
+        """
         if outcome is WriteOutcome.WRITTEN:
             self.bridge.wrote(effect.key, effect.relpath)
-            stat = self.fs.stat(effect.relpath)
+            stat = self._stat_of_ours(effect) if check else self.fs.stat(effect.relpath)
             if stat is not None:
                 self._stats[effect.relpath] = stat
             return True
@@ -656,6 +712,21 @@ class LocalNode:
         self.execute(self.bridge.on_remote(effect.key, effect.origin), depth + 1)
         return False
 
+    def _stat_of_ours(self, effect: br.WriteFile) -> Stat:
+        """The size and mtime for the record of a file we just wrote.
+
+        A save that lands on top of our write before this stat would lend the
+        record its own stat: start-up would skip the file as unchanged, and a
+        save the watcher had no time to report (a kill, a stop) would reach no
+        store. So the content is read after the stat; unless it is ours, the
+        record gets a stat no file has, and start-up reads the file again.
+        """
+        stat = self.fs.stat(effect.relpath)
+        data = self.fs.read(effect.relpath, self.config.max_item_bytes)
+        if stat is None or data != effect.text.encode():
+            return UNKNOWN_STAT
+        return stat
+
     def save_clock(self, *, force: bool = False) -> None:
         """Persist the hybrid logical clock now and then (not on every save).
 
@@ -668,6 +739,17 @@ class LocalNode:
             return
         self._clock_saved_ms = state[0]
         self.store.set_meta(HLC_META, f"{state[0]},{state[1]}".encode())
+
+
+def _shows_the_change(text: str, before: str | None, after: str | None) -> bool:
+    """Whether ``text`` has more of the lines ``before`` -> ``after`` changed than not."""
+    old = Counter((before or "").splitlines())
+    new = Counter((after or "").splitlines())
+    lines = Counter(text.splitlines())
+    added, removed = new - old, old - new
+    shown = sum((added & lines).values()) + sum((removed - lines).values())
+    missed = sum((added - lines).values()) + sum((removed & lines).values())
+    return shown > missed
 
 
 def _simple_new_write(effects: list[br.Effect]) -> bool:
