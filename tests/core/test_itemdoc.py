@@ -480,3 +480,15 @@ def test_an_item_no_longer_used_is_freed() -> None:
     gc.collect()
     assert item_ref() is None
     assert doc_ref() is None
+
+
+def test_a_value_read_and_changed_by_a_caller_stays_its_own() -> None:
+    """Cells are parsed once for every document holding them; what a read hands out
+    must still be the caller's to change."""
+    (a, b) = start(["peer-a", "peer-b"], seed(BASE))
+    mine = a.item.frontmatter()
+    mine["tags"].append("mine")
+    mine["git_context"]["branch"] = "mine"
+    assert a.item.frontmatter()["tags"] == ["sync", "crdt"]
+    assert b.item.frontmatter()["git_context"] == {"branch": "main", "worktree": "wt"}
+    assert b.item.render() == BASE

@@ -35,6 +35,7 @@ and the item lives on.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -85,11 +86,19 @@ class SeedConflict:
 
 @dataclass(frozen=True)
 class Register:
-    """One writer's cell of a meta register."""
+    """One writer's cell of a meta register (shared between reads: never changed)."""
 
     key: str
     stamp: Stamp
     value: Any
+
+
+@functools.lru_cache(maxsize=4096)
+def _register(key: str, raw: str, writer: str) -> Register:
+    """One meta cell decoded; kept, since an item is read again after each change
+    and its cells are mostly the ones it held before (not for a cell that raises)."""
+    data = values.decode(raw)
+    return Register(key, Stamp(int(data[0]), int(data[1]), writer), data[2])
 
 
 def geneses_of(meta: Mapping[str, Any]) -> list[str]:
@@ -244,8 +253,7 @@ class ItemDoc:
             if writer.startswith(fields.GENESIS_PREFIX) and writer[2:] != active:
                 continue
             try:
-                data = values.decode(raw)
-                out.append(Register(key, Stamp(int(data[0]), int(data[1]), writer), data[2]))
+                out.append(_register(key, raw, writer))
             except (ValueError, IndexError, KeyError, TypeError):
                 continue  # not our schema: a buggy or hostile client wrote it; ignore it
         return out
