@@ -21,7 +21,7 @@ from tests.core.replicas import (
     seed,
     start,
 )
-from worksync_p2p.core import codec, fields, values
+from worksync_p2p.core import codec, fields, itemdoc, values
 from worksync_p2p.core.hlc import Hlc
 from worksync_p2p.core.itemdoc import ItemDoc, Writer
 
@@ -492,3 +492,14 @@ def test_a_value_read_and_changed_by_a_caller_stays_its_own() -> None:
     assert a.item.frontmatter()["tags"] == ["sync", "crdt"]
     assert b.item.frontmatter()["git_context"] == {"branch": "main", "worktree": "wt"}
     assert b.item.render() == BASE
+
+
+def test_renders_kept_by_state_are_bounded_and_never_serve_another_state() -> None:
+    (a, b) = start(["peer-a", "peer-b"], seed(BASE))
+    assert a.item.render() == BASE
+    for n in range(itemdoc.RENDERS_KEPT + 10):
+        text = edited(BASE, "line two", f"line two {n}")
+        b.receive(a.edit(text, 2000 + n))
+        assert b.item.render() == text == a.item.render()
+        assert len(itemdoc._RENDERS) <= itemdoc.RENDERS_KEPT
+    assert _reads(b.item) == _uncached(b.item)

@@ -54,6 +54,10 @@ GENESIS_CLIENT_BITS = 48
 
 _T = TypeVar("_T")
 
+RENDERS_KEPT = 256
+"""Renders kept by encoded state (about 4 KB each, plus the text)."""
+_RENDERS: dict[bytes, str | None] = {}
+
 
 @dataclass
 class Writer:
@@ -303,8 +307,25 @@ class ItemDoc:
         keyed by the snapshot (state vector and delete set): in CI seed 76 a
         document's content changed with both unchanged, the kept render lacked
         a peer's line, and a save merged from that state deleted it (B22).
+
+        Renders are also kept by the encoded state they came from, for any
+        document (rendering is a pure function of the state, see
+        :meth:`take_render`): a document brought back to life renders as it
+        did, and in the simulations each peer holds each state the others do.
         """
-        return self._kept("render", self._render)
+        return self._kept("render", self._render_of_state)
+
+    def _render_of_state(self) -> str | None:
+        if self._writing:
+            return self._render()  # not committed: not worth keeping
+        state = self.encoded()
+        if state in _RENDERS:
+            return _RENDERS[state]
+        text = self._render()
+        _RENDERS[state] = text
+        if len(_RENDERS) > RENDERS_KEPT:
+            del _RENDERS[next(iter(_RENDERS))]  # the one kept longest
+        return text
 
     def take_render(self, state_sha256: bytes, text: str | None) -> bool:
         """Keep a render made elsewhere (by :func:`render_update` in a worker) of
