@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pycrdt import Map
+from pycrdt import Map, Text
 
 from tests.core.replicas import (
     PATH,
@@ -18,7 +21,7 @@ from tests.core.replicas import (
     seed,
     start,
 )
-from worksync_p2p.core import codec, values
+from worksync_p2p.core import codec, fields, itemdoc, values
 from worksync_p2p.core.hlc import Hlc
 from worksync_p2p.core.itemdoc import ItemDoc, Writer
 
@@ -402,3 +405,101 @@ def test_a_word_replaced_by_a_similar_one_arrives_whole_past_a_concurrent_delete
     deleted = text.replace("delta m00004z\n", "")
     flood([a, b], [(0, a.edit(replaced, 1000)), (1, b.edit(deleted, 1000))])
     assert renders([a, b]) == {replaced}
+
+
+# -- reads kept until the document changes -------------------------------------
+
+
+def _uncached(item: ItemDoc) -> tuple[object, ...]:
+    """What a document that never read anything before says about ``item``'s state."""
+    fresh = ItemDoc.new(0)
+    fresh.doc.apply_update(item.doc.get_update())
+    return _reads(fresh)
+
+
+def _reads(item: ItemDoc) -> tuple[object, ...]:
+    index = item.field_index()
+    return (
+        item.render(),
+        item.path(),
+        item.alive(),
+        item.geneses(),
+        item.head_body(),
+        dict(item.field_cells()),
+        dict(item.meta_cells()),
+        fields.resolve(index),
+        index.malformed,
+    )
+
+
+def test_every_kind_of_change_is_seen_by_the_reads_kept_for_a_state() -> None:
+    (a, b) = start(["peer-a", "peer-b"], seed(BASE))
+    item = b.item
+    steps: list[Callable[[], object]] = [
+        lambda: b.edit(edited(BASE, "line two", "line 2"), 2000),  # a local write
+        lambda: b.receive(a.edit(edited(BASE, "status: todo", "status: done"), 3000)),
+        lambda: b.edit(BASE, 4000, path="moved.md"),  # the path register, read mid-write
+        lambda: item.doc.get("meta", type=Map).__setitem__("rev|evil", "[1, 2]"),  # not ours
+        lambda: b.delete(5000),
+        lambda: b.receive(a.edit(edited(BASE, "line one", "line 1"), 6000)),  # revives it
+    ]
+    for step in steps:
+        _reads(item)  # kept for the state before the step
+        step()
+        assert item.encoded() == item.doc.get_update()
+        assert _reads(item) == _uncached(item)
+
+
+def _typed(replica: Replica, text: str, at: int) -> bytes:
+    """An insertion into the body, as a client typing it (no ``rev`` cell: no deletion)."""
+    doc = replica.item.doc
+    (genesis,) = replica.item.geneses()
+    before = doc.get_state()
+    doc.get(f"body:{genesis}", type=Text).insert(at, text)
+    return doc.get_update(before)
+
+
+def test_an_update_still_waiting_for_its_dependencies_changes_nothing_read() -> None:
+    (a, b) = start(["peer-a", "peer-b"], seed(BASE))
+    first = _typed(a, "x", 0)
+    second = _typed(a, "y", 1)  # after the "x": nothing to hang on without ``first``
+    before = _reads(b.item)
+    b.receive(second)
+    assert _reads(b.item) == before == _uncached(b.item)
+    b.receive(first)
+    assert b.item.render() == BASE.replace("---\n\n# Title", "---\nxy\n# Title")
+    assert _reads(b.item) == _uncached(b.item)
+
+
+def test_an_item_no_longer_used_is_freed() -> None:
+    """The change counter must not tie the document to itself (Repo evicts items)."""
+    (replica,) = start(["a"], seed(BASE))
+    assert replica.item.render() == BASE
+    item_ref, doc_ref = weakref.ref(replica.item), weakref.ref(replica.item.doc)
+    del replica
+    gc.collect()
+    assert item_ref() is None
+    assert doc_ref() is None
+
+
+def test_a_value_read_and_changed_by_a_caller_stays_its_own() -> None:
+    """Cells are parsed once for every document holding them; what a read hands out
+    must still be the caller's to change."""
+    (a, b) = start(["peer-a", "peer-b"], seed(BASE))
+    mine = a.item.frontmatter()
+    mine["tags"].append("mine")
+    mine["git_context"]["branch"] = "mine"
+    assert a.item.frontmatter()["tags"] == ["sync", "crdt"]
+    assert b.item.frontmatter()["git_context"] == {"branch": "main", "worktree": "wt"}
+    assert b.item.render() == BASE
+
+
+def test_renders_kept_by_state_are_bounded_and_never_serve_another_state() -> None:
+    (a, b) = start(["peer-a", "peer-b"], seed(BASE))
+    assert a.item.render() == BASE
+    for n in range(itemdoc.RENDERS_KEPT + 10):
+        text = edited(BASE, "line two", f"line two {n}")
+        b.receive(a.edit(text, 2000 + n))
+        assert b.item.render() == text == a.item.render()
+        assert len(itemdoc._RENDERS) <= itemdoc.RENDERS_KEPT
+    assert _reads(b.item) == _uncached(b.item)

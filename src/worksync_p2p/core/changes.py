@@ -12,6 +12,7 @@ decoded at all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,9 @@ from worksync_p2p.core.itemdoc import ItemDoc, geneses_of
 
 @dataclass(frozen=True)
 class Look:
-    cells: dict[str, Any]
-    meta: dict[str, Any]
+    cells: Mapping[str, Any]
+    meta: Mapping[str, Any]
+    """Both as the item keeps them for its state: shared, never changed."""
 
     @classmethod
     def of(cls, item: ItemDoc) -> Look:
@@ -75,7 +77,7 @@ def changed_fields(before: dict[str, Any] | None, after: dict[str, Any]) -> tupl
     return tuple(names)
 
 
-def _differing(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
+def _differing(old: Mapping[str, Any], new: Mapping[str, Any]) -> set[str]:
     return {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
 
 

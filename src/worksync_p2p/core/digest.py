@@ -11,6 +11,7 @@ and the root is the hash of the bucket hashes. Two replicas compare roots
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import pycrdt
@@ -20,8 +21,15 @@ HASH_BYTES = 8
 _ZERO = bytes(HASH_BYTES)
 
 
+@functools.lru_cache(maxsize=256)
 def item_hash(state: bytes) -> bytes:
-    """Hash of an encoded document's state vector and delete set."""
+    """Hash of an encoded document's state vector and delete set.
+
+    Kept for the last states hashed: the digest is refreshed after every
+    update a peer sends, and most of them are copies of ones already held, so
+    the state asked about is the one hashed last time (often the very object:
+    an item keeps its encoded state until it changes, ``ItemDoc.encoded``).
+    """
     vector = pycrdt.get_state(state)
     deletes = pycrdt.get_update(state, vector)
     return hashlib.sha256(vector + b"\0" + deletes).digest()[:HASH_BYTES]

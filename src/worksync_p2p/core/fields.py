@@ -120,6 +120,39 @@ def _field_path(text: str) -> FieldPath:
     return path
 
 
+# A document is read again after each change, and most of its cells are the
+# ones it held before: each cell is parsed once, then taken from here (cells
+# are frozen, and ``_decoded`` copies what a caller could change). A cell
+# that does not parse raises again each time: nothing is kept for it.
+_CELLS_KEPT = 8192
+
+
+@functools.lru_cache(maxsize=_CELLS_KEPT)
+def _key_parts(key: str) -> tuple[FieldPath, str, str]:
+    """A cell key's field path, its kind (``|`` register, ``#`` element) and the rest."""
+    split = key.rindex("]") + 1
+    return _field_path(key[:split]), key[split], key[split + 1 :]
+
+
+@functools.lru_cache(maxsize=_CELLS_KEPT)
+def _register_cell(key: str, raw: str, writer: str) -> RegisterCell:
+    data = _loads(raw)
+    value = values.dumps(data[3])
+    decoded = _UNDECODED
+    if value not in _NODES:
+        decoded = values.from_json(data[3])  # refuses a tag that does not decode
+    stamp = Stamp(int(data[0]), int(data[1]), writer)
+    return RegisterCell(key, stamp, int(data[2]), value, decoded)
+
+
+@functools.lru_cache(maxsize=_CELLS_KEPT)
+def _element_cell(key: str, raw: str, element_id: str) -> ElementCell:
+    data = _loads(raw)
+    position = [int(digit) for digit in data[0]]
+    decoded = values.from_json(data[1])
+    return ElementCell(key, element_id, position, values.dumps(data[1]), decoded)
+
+
 @dataclass
 class FieldIndex:
     """A parsed view of the ``fields`` map, built once per read or write."""
@@ -149,29 +182,18 @@ class FieldIndex:
         return index
 
     def _add(self, key: str, raw: str) -> None:
-        split = key.rindex("]") + 1
-        path = _field_path(key[:split])
-        kind, rest = key[split], key[split + 1 :]
-        data = _loads(raw)
+        path, kind, rest = _key_parts(key)
         if kind == "|":
             if self._dormant(rest):
                 return
-            value = values.dumps(data[3])
-            decoded = _UNDECODED
-            if value not in _NODES:
-                decoded = values.from_json(data[3])  # refuses a tag that does not decode
-            stamp = Stamp(int(data[0]), int(data[1]), rest)
-            cell = RegisterCell(key, stamp, int(data[2]), value, decoded)
+            cell = _register_cell(key, raw, rest)
             if path not in self.registers:
                 self.registers[path] = []
                 if path:
                     self.children.setdefault(path[:-1], []).append(path[-1])
             self.registers[path].append(cell)
         elif kind == "#" and not self._dormant(rest):
-            position = [int(digit) for digit in data[0]]
-            decoded = values.from_json(data[1])
-            element = ElementCell(key, rest, position, values.dumps(data[1]), decoded)
-            self.elements.setdefault(path, []).append(element)
+            self.elements.setdefault(path, []).append(_element_cell(key, raw, rest))
 
     def _dormant(self, writer_or_element: str) -> bool:
         """Cells written by a genesis that lost to another are not part of the item."""

@@ -35,10 +35,11 @@ and the item lives on.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pycrdt import Doc, Map, Text
 
@@ -50,6 +51,12 @@ REPAIR_ORIGIN = "repair"
 
 GENESIS_CLIENT_BITS = 48
 """Client ids stay below 2**53, the largest integer JavaScript's Yjs decodes exactly."""
+
+_T = TypeVar("_T")
+
+RENDERS_KEPT = 256
+"""Renders kept by encoded state (about 4 KB each, plus the text)."""
+_RENDERS: dict[bytes, str | None] = {}
 
 
 @dataclass
@@ -83,14 +90,22 @@ class SeedConflict:
 
 @dataclass(frozen=True)
 class Register:
-    """One writer's cell of a meta register."""
+    """One writer's cell of a meta register (shared between reads: never changed)."""
 
     key: str
     stamp: Stamp
     value: Any
 
 
-def geneses_of(meta: dict[str, Any]) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def _register(key: str, raw: str, writer: str) -> Register:
+    """One meta cell decoded; kept, since an item is read again after each change
+    and its cells are mostly the ones it held before (not for a cell that raises)."""
+    data = values.decode(raw)
+    return Register(key, Stamp(int(data[0]), int(data[1]), writer), data[2])
+
+
+def geneses_of(meta: Mapping[str, Any]) -> list[str]:
     """The seeds named in a read ``meta`` map, oldest first (the last is the item)."""
     return sorted(k.split(":", 1)[1] for k in meta if k.startswith("genesis:"))
 
@@ -130,14 +145,72 @@ def genesis_update(key: str, item: codec.ParsedItem, path: str) -> bytes:
     return doc.get_update()
 
 
+class _Changes:
+    """Counts the changes committed to one document (pycrdt calls it at each).
+
+    It holds nothing but the count. ``Doc.observe`` would wrap the callback
+    with the Doc itself: a reference cycle through Rust that the garbage
+    collector cannot see, so every observed document would stay in memory.
+    """
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, _event: object) -> None:
+        self.count += 1
+
+
 class ItemDoc:
-    """A pycrdt Doc seen as a work item. All mutation goes through methods here."""
+    """A pycrdt Doc seen as a work item. All mutation goes through methods here.
+
+    Reads are kept until the document changes. An item is read many times per
+    change (the bridge's looks before and after a peer's update, the render,
+    the path, whether it lives, the digest, the checks of the simulations), and
+    each read is a JSON round trip through Rust or an encode of the whole
+    state. pycrdt reports every committed change (a local transaction, an
+    applied update; not a read, nor an update still waiting for what it
+    depends on, which changes nothing), and a change empties the cache. Inside
+    our own transactions nothing is kept: what is read there is not committed.
+    What the cache hands out is shared: callers must not change it.
+    """
 
     def __init__(self, doc: Doc[Any]) -> None:
         self.doc = doc
         self._meta = doc.get("meta", type=Map)
         self._fields = doc.get("fields", type=Map)
-        self._rendered: tuple[bytes, str | None] | None = None
+        self._changes = _Changes()
+        # Kept here only: dropping the subscription stops the counting (see _Changes).
+        self._subscription = doc._doc.observe(self._changes)
+        self._cache: dict[str, Any] = {}
+        self._cached_at = 0  # the change count the cache was filled at
+        self._writing = False
+        self._text_types: dict[str, tuple[Text, Text]] = {}
+
+    def _fresh(self) -> None:
+        """Forget what was read before the last change."""
+        if self._cached_at != self._changes.count:
+            self._cache.clear()
+            self._cached_at = self._changes.count
+
+    def _kept(self, name: str, read: Callable[[], _T]) -> _T:
+        """``read()``, or what it gave since the last change."""
+        if self._writing:
+            return read()
+        self._fresh()
+        try:
+            value: _T = self._cache[name]
+        except KeyError:
+            value = self._cache[name] = read()
+        return value
+
+    def encoded(self) -> bytes:
+        """The whole state as one update (``Doc.get_update()``)."""
+        return self._kept("encoded", self.doc.get_update)
+
+    def _meta_items(self) -> dict[str, Any]:
+        return self._kept("meta", lambda: fields.map_items(self._meta))
 
     @classmethod
     def new(cls, client_id: int) -> ItemDoc:
@@ -151,22 +224,29 @@ class ItemDoc:
         return key if isinstance(key, str) else None
 
     def geneses(self) -> list[str]:
-        return _geneses(fields.map_items(self._meta))
+        return list(self._kept("geneses", lambda: _geneses(self._meta_items())))
 
     def active_genesis(self) -> str | None:
         found = self.geneses()
         return found[-1] if found else None
 
     def _texts(self, genesis: str) -> tuple[Text, Text]:
-        return (
-            self.doc.get(f"head:{genesis}", type=Text),
-            self.doc.get(f"body:{genesis}", type=Text),
-        )
+        # Root types stay what they are: the same two objects serve every read.
+        texts = self._text_types.get(genesis)
+        if texts is None:
+            texts = (
+                self.doc.get(f"head:{genesis}", type=Text),
+                self.doc.get(f"body:{genesis}", type=Text),
+            )
+            self._text_types[genesis] = texts
+        return texts
 
-    def _registers(self, name: str, meta: dict[str, Any] | None = None) -> list[Register]:
-        """One meta register's live cells; ``meta`` is the map already read, if it was."""
-        if meta is None:
-            meta = fields.map_items(self._meta)
+    def _registers(self, name: str) -> list[Register]:
+        """One meta register's live cells."""
+        return list(self._kept("registers:" + name, lambda: self._read_registers(name)))
+
+    def _read_registers(self, name: str) -> list[Register]:
+        meta = self._meta_items()
         found = _geneses(meta)
         active = found[-1] if found else None
         out = []
@@ -177,8 +257,7 @@ class ItemDoc:
             if writer.startswith(fields.GENESIS_PREFIX) and writer[2:] != active:
                 continue
             try:
-                data = values.decode(raw)
-                out.append(Register(key, Stamp(int(data[0]), int(data[1]), writer), data[2]))
+                out.append(_register(key, raw, writer))
             except (ValueError, IndexError, KeyError, TypeError):
                 continue  # not our schema: a buggy or hostile client wrote it; ignore it
         return out
@@ -194,20 +273,26 @@ class ItemDoc:
         return any(cell.value is not None for cell in self._registers("rev"))
 
     def field_index(self) -> fields.FieldIndex:
-        return fields.FieldIndex.read(self._fields, self.active_genesis())
+        """The fields of the active genesis (shared: not to be changed)."""
+        return self._kept(
+            "index", lambda: fields.FieldIndex.of(self.field_cells(), self.active_genesis())
+        )
 
-    def field_cells(self) -> dict[str, Any]:
+    def field_cells(self) -> Mapping[str, Any]:
         """The raw cells of the ``fields`` map (for a quick "did anything change")."""
-        return fields.map_items(self._fields)
+        return self._kept("fields", lambda: fields.map_items(self._fields))
 
-    def meta_cells(self) -> dict[str, Any]:
+    def meta_cells(self) -> Mapping[str, Any]:
         """The raw entries of the ``meta`` map."""
-        return fields.map_items(self._meta)
+        return self._meta_items()
 
     def frontmatter(self) -> dict[str, Any]:
         return fields.resolve(self.field_index())
 
     def head_body(self) -> tuple[str, str] | None:
+        return self._kept("head_body", self._read_head_body)
+
+    def _read_head_body(self) -> tuple[str, str] | None:
         genesis = self.active_genesis()
         if genesis is None:
             return None
@@ -217,18 +302,29 @@ class ItemDoc:
     def render(self) -> str | None:
         """The file text this state stands for; None when deleted or empty.
 
-        Kept for the state it was made from: an item is rendered several times
-        per change (the bridge, the save path, the checks), and the encoded
-        state names the content exactly, at a fraction of the cost of a render.
-        The snapshot (state vector and delete set) does not: in CI seed 76 a
-        document's content changed with both unchanged, the cached render
-        lacked a peer's line, and a save merged from that state deleted it.
+        Kept until the document changes (see the class): an item is rendered
+        several times per change (the bridge, the save path, the checks). Not
+        keyed by the snapshot (state vector and delete set): in CI seed 76 a
+        document's content changed with both unchanged, the kept render lacked
+        a peer's line, and a save merged from that state deleted it (B22).
+
+        Renders are also kept by the encoded state they came from, for any
+        document (rendering is a pure function of the state, see
+        :meth:`take_render`): a document brought back to life renders as it
+        did, and in the simulations each peer holds each state the others do.
         """
-        state = self.doc.get_update()
-        if self._rendered is not None and self._rendered[0] == state:
-            return self._rendered[1]
+        return self._kept("render", self._render_of_state)
+
+    def _render_of_state(self) -> str | None:
+        if self._writing:
+            return self._render()  # not committed: not worth keeping
+        state = self.encoded()
+        if state in _RENDERS:
+            return _RENDERS[state]
         text = self._render()
-        self._rendered = (state, text)
+        _RENDERS[state] = text
+        if len(_RENDERS) > RENDERS_KEPT:
+            del _RENDERS[next(iter(_RENDERS))]  # the one kept longest
         return text
 
     def take_render(self, state_sha256: bytes, text: str | None) -> bool:
@@ -239,21 +335,18 @@ class ItemDoc:
         Rendering is a pure function of the state, so a render of equal state
         is this document's render, wherever it was computed.
         """
-        state = self.doc.get_update()
+        state = self.encoded()  # also forgets what was read before the last change
         if hashlib.sha256(state).digest() != state_sha256:
             return False
-        self._rendered = (state, text)
+        self._cache["render"] = text
         return True
 
     def _render(self) -> str | None:
-        # The meta map read once for all three questions (each read is a JSON
-        # round trip through Rust): which genesis, whether alive, and the fields.
-        meta = fields.map_items(self._meta)
-        found = _geneses(meta)
-        if not found or not any(cell.value is not None for cell in self._registers("rev", meta)):
+        found = self.geneses()
+        if not found or not self.alive():
             return None
-        head, body = (str(text) for text in self._texts(found[-1]))
-        resolved = fields.resolve(fields.FieldIndex.read(self._fields, found[-1]))
+        head, body = self.head_body() or ("", "")
+        resolved = fields.resolve(self.field_index())
         frontmatter = None if head == "" and not resolved else resolved
         return codec.render_head(head, frontmatter) + body
 
@@ -276,7 +369,7 @@ class ItemDoc:
         """Duplicate text removed by repairs, by the hash of the merged text."""
         return {
             k.split(":", 1)[1]: str(v)
-            for k, v in fields.map_items(self._meta).items()
+            for k, v in self._meta_items().items()
             if k.startswith("repair:")
         }
 
@@ -284,8 +377,12 @@ class ItemDoc:
 
     def _transact(self, origin: str, change: Callable[[], None]) -> bytes | None:
         before = self.doc.get_state()
-        with self.doc.transaction(origin=origin):
-            change()
+        self._writing = True
+        try:
+            with self.doc.transaction(origin=origin):
+                change()
+        finally:
+            self._writing = False
         after = self.doc.get_state()
         return None if after == before else self.doc.get_update(before)
 
@@ -317,10 +414,9 @@ class ItemDoc:
         The save path runs this on every save; comparing texts and values is
         several times cheaper than patching the head template to compare.
         """
-        meta = fields.map_items(self._meta)  # read once for both registers
-        if not any(cell.value is not None for cell in self._registers("rev", meta)):
+        if not self.alive():
             return False
-        cells = self._registers("path", meta)
+        cells = self._registers("path")
         if not cells or max(cells, key=lambda c: c.stamp).value != path:
             return False
         head, body = self._texts(genesis)
@@ -406,7 +502,7 @@ class ItemDoc:
 def own_cells(item: ItemDoc, writer: str) -> dict[str, Any]:
     """The field cells and meta registers ``writer`` holds in ``item`` (keys end in its name)."""
     suffix = "|" + writer
-    cells = {**fields.map_items(item._fields), **fields.map_items(item._meta)}
+    cells = {**item.field_cells(), **item.meta_cells()}
     return {k: v for k, v in cells.items() if k.endswith(suffix)}
 
 
@@ -418,9 +514,7 @@ def render_update(update: bytes) -> tuple[bytes, str | None]:
     """
     item = ItemDoc.new(0)
     item.doc.apply_update(update)
-    text = item.render()
-    assert item._rendered is not None
-    return item._rendered[0], text
+    return item.encoded(), item.render()
 
 
 def field_index_of(state: bytes) -> fields.FieldIndex:

@@ -97,14 +97,14 @@ class Repo:
         """The item's full state as one update, without bringing it to life."""
         item = self._live.get(key)
         if item is not None:
-            return item.doc.get_update()
+            return item.encoded()
         return self._encoded.get(key)
 
     def _keep(self, key: str, item: ItemDoc) -> None:
         self._live[key] = item
         while len(self._live) > self.cache_size:
             old_key, old = self._live.popitem(last=False)
-            self._encoded[old_key] = old.doc.get_update()
+            self._encoded[old_key] = old.encoded()
 
     def ingest(
         self,
