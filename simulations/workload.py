@@ -11,6 +11,7 @@ editor still has open (it saves to the old path later).
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Callable
@@ -132,8 +133,7 @@ class Workload:
             if self.editors.is_busy(peer.index, relpath):
                 continue
             text = (peer.fs.get(relpath) or b"").decode(errors="replace")
-            split = te.Split.parse(text)
-            item_key = naming.item_key({"id": split.scalar("id")} if split else None, relpath)
+            item_key = _item_key_of(text, relpath)
             if self.lock is not None and item_key == self.lock.key:
                 continue
             if key is not None and item_key != key:
@@ -384,6 +384,14 @@ class Workload:
         text = te.new_item(item_id, self._marker(), self.rng, with_id=with_id)
         key = item_id if with_id else naming.PATH_KEY_PREFIX + relpath
         return key, relpath, text
+
+
+@functools.lru_cache(maxsize=4096)
+def _item_key_of(text: str, relpath: str) -> str:
+    """The key a person takes the file for (each pick reads every file of a peer,
+    and most files are as they were at the last pick)."""
+    split = te.Split.parse(text)
+    return naming.item_key({"id": split.scalar("id")} if split else None, relpath)
 
 
 def _state_vector(peer: SimPeer, key: str) -> bytes | None:

@@ -57,8 +57,10 @@ class DigestIndex:
         return len(self._items)
 
     def set(self, key: str, digest: bytes) -> None:
-        bucket = bucket_of(key)
         old = self._items.get(key)
+        if old == digest:
+            return  # refreshed after an update it already held: nothing moves
+        bucket = bucket_of(key)
         if old is not None:
             self._buckets[bucket] = _xor(self._buckets[bucket], _entry(key, old))
         self._items[key] = digest

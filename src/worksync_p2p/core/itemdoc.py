@@ -198,7 +198,8 @@ class ItemDoc:
         """``read()``, or what it gave since the last change."""
         if self._writing:
             return read()
-        self._fresh()
+        if self._cached_at != self._changes.count:
+            self._fresh()
         try:
             value: _T = self._cache[name]
         except KeyError:

@@ -79,13 +79,16 @@ def encode(kind: Kind, *fields: bytes) -> bytes:
     return b"".join(parts)
 
 
+_KINDS = {kind.value: kind for kind in Kind}
+"""By first byte: a dict lookup, where ``Kind(byte)`` is a call through the enum machinery."""
+
+
 def decode(message: bytes) -> tuple[Kind, list[bytes]]:
     if not message:
         raise ProtocolError("empty message")
-    try:
-        kind = Kind(message[0])
-    except ValueError:
-        raise ProtocolError(f"unknown message type {message[0]}") from None
+    kind = _KINDS.get(message[0])
+    if kind is None:
+        raise ProtocolError(f"unknown message type {message[0]}")
     fields: list[bytes] = []
     offset = 1
     while offset < len(message):
