@@ -62,6 +62,7 @@ WATCH_MASK = (
     | IN_DONT_FOLLOW
 )
 FOLDER_CHANGES = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
+SAVED = IN_CLOSE_WRITE | IN_MOVED_TO  # a file that holds a whole save (see saved_files)
 EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len (struct inotify_event)
 READ_BYTES = 64 * 1024
 STATE_DIR = ".worksync"
@@ -102,16 +103,41 @@ def folder_changed(buffer: bytes) -> bool:
     return False
 
 
+def saved_files(buffer: bytes, folders: dict[int, str]) -> set[str]:
+    """The files these inotify events show complete: closed after writing, or moved in.
+
+    A file moved in (an atomic save's rename) or closed after writing (an
+    in-place save) holds the whole save at that moment; a created one may
+    still be empty, so creation is not enough. ``folders`` maps each watch
+    descriptor to its folder; events of other watches are left to watchfiles.
+    """
+    found = set()
+    offset = 0
+    while offset + EVENT_HEADER.size <= len(buffer):
+        wd, mask, _cookie, length = EVENT_HEADER.unpack_from(buffer, offset)
+        name = buffer[offset + EVENT_HEADER.size : offset + EVENT_HEADER.size + length]
+        offset += EVENT_HEADER.size + length
+        folder = folders.get(wd)
+        if folder is None or mask & IN_ISDIR or not mask & SAVED or not length:
+            continue
+        found.add(os.path.join(folder, os.fsdecode(name.rstrip(b"\0"))))
+    return found
+
+
 class Doorbell:
     """Rings (``wait`` returns True) when anything changes in the watched folders.
 
     ``ring`` wakes a ``wait`` from another thread (a probe, or shutting down).
+    ``take_saved`` hands over the files the last rings showed complete (see
+    :func:`saved_files`), so a save can be read before watchfiles' next step.
     """
 
     def __init__(self, root: Path, libc: ctypes.CDLL) -> None:
         self.root = root
         self._libc = libc
         self._fd = -1
+        self._folders: dict[int, str] = {}  # watch descriptor -> folder, of ``_fd``
+        self._saved: set[str] = set()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._poll = select.poll()
         self._poll.register(self._wake_r, select.POLLIN)
@@ -127,20 +153,23 @@ class Doorbell:
         if fd < 0:
             code = ctypes.get_errno()
             raise OSError(code, f"inotify_init1: {os.strerror(code)}")
+        folders: dict[int, str] = {}
         try:
             for folder in watched_folders(self.root):
-                self._add(fd, folder)
+                self._add(fd, folder, folders)
         except OSError:
             os.close(fd)
             raise
         if self._fd >= 0:
             self._poll.unregister(self._fd)
             os.close(self._fd)
-        self._fd = fd
+        self._fd, self._folders = fd, folders
         self._poll.register(fd, select.POLLIN)
 
-    def _add(self, fd: int, folder: Path) -> None:
-        if self._libc.inotify_add_watch(fd, os.fsencode(folder), WATCH_MASK) >= 0:
+    def _add(self, fd: int, folder: Path, folders: dict[int, str]) -> None:
+        wd = self._libc.inotify_add_watch(fd, os.fsencode(folder), WATCH_MASK)
+        if wd >= 0:
+            folders[wd] = str(folder)
             return
         code = ctypes.get_errno()
         if code in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
@@ -160,13 +189,20 @@ class Doorbell:
         rebuild = False
         with contextlib.suppress(BlockingIOError):
             while True:
-                rebuild = folder_changed(os.read(self._fd, READ_BYTES)) or rebuild
+                events = os.read(self._fd, READ_BYTES)
+                rebuild = folder_changed(events) or rebuild
+                self._saved |= saved_files(events, self._folders)
         if rebuild:
             try:
                 self._rebuild()
             except OSError as error:
                 log.warning("file watcher: cannot watch new folders (%s); they are polled", error)
         return True
+
+    def take_saved(self) -> set[str]:
+        """The files shown complete since the last call (absolute paths, not filtered)."""
+        saved, self._saved = self._saved, set()
+        return saved
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(BlockingIOError):
