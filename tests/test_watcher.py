@@ -14,6 +14,7 @@ import pytest
 
 from tests.nodehelpers import EventTap, copy_corpus, is_event, wait_until
 from worksync_p2p.adapters import doorbell
+from worksync_p2p.adapters import watcher as watcher_module
 from worksync_p2p.adapters.eventsock import EventBus
 from worksync_p2p.adapters.watcher import Watcher
 from worksync_p2p.node import running
@@ -112,19 +113,31 @@ def test_folder_changed_reads_inotify_records() -> None:
     assert doorbell.folder_changed(record(doorbell.IN_Q_OVERFLOW))
 
 
-def test_saved_files_are_those_closed_after_writing_or_moved_in() -> None:
-    def record(wd: int, mask: int, name: bytes) -> bytes:
-        padded = name.ljust(16, b"\0")
+def test_the_doorbell_names_complete_saves_apart_from_other_changes() -> None:
+    def record(wd: int, mask: int, name: bytes = b"") -> bytes:
+        padded = name.ljust(16, b"\0") if name else b""
         return doorbell.EVENT_HEADER.pack(wd, mask, 0, len(padded)) + padded
 
-    events = (
+    heard = doorbell.Heard()
+    heard.add(
         record(1, doorbell.IN_MOVED_TO, b"a.md")
         + record(2, doorbell.IN_CLOSE_WRITE, b"b.md")
         + record(1, doorbell.IN_CREATE, b"c.md")  # may still be empty
-        + record(1, doorbell.IN_MOVED_TO | doorbell.IN_ISDIR, b"sub")
-        + record(3, doorbell.IN_CLOSE_WRITE, b"d.md")  # a watch given up since
+        + record(1, doorbell.IN_MOVED_FROM, b".a.md.swp"),
+        {1: "/w", 2: "/w/x"},
     )
-    assert doorbell.saved_files(events, {1: "/w", 2: "/w/x"}) == {"/w/a.md", "/w/x/b.md"}
+    assert heard.saved == {"/w/a.md", "/w/x/b.md"}
+    assert heard.changed == {"/w/c.md", "/w/.a.md.swp"}
+    assert not heard.unknown
+    for unnamed in (
+        record(1, doorbell.IN_MOVED_TO | doorbell.IN_ISDIR, b"sub"),
+        record(3, doorbell.IN_CLOSE_WRITE, b"d.md"),  # a watch given up since
+        record(-1, doorbell.IN_Q_OVERFLOW),
+    ):
+        other = doorbell.Heard()
+        other.add(unnamed, {1: "/w"})
+        assert other.unknown
+        assert other.saved == set()
 
 
 # -- the watcher --------------------------------------------------------------------
@@ -148,6 +161,29 @@ def test_a_complete_save_comes_before_watchfiles_next_step(tmp_path: Path) -> No
                     await asyncio.wait_for(watcher.next(), QUIET_S)
                 handle.write(" and the rest")
             assert str(path) in (await asyncio.wait_for(watcher.next(), 1.0) or ())
+
+    asyncio.run(scenario())
+
+
+@linux_only
+def test_a_ring_of_complete_saves_does_not_wake_watchfiles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its record of the save waits for a later collect, away from the edit's path."""
+    monkeypatch.setattr(watcher_module, "SAFETY_NET_S", 30.0)
+
+    async def scenario() -> None:
+        path = tmp_path / "a.md"
+        path.write_text("first")
+        with Watcher(tmp_path, _md_only, step_ms=1, debounce_ms=20) as watcher:
+            temp = tmp_path / ".a.md.swp"
+            temp.write_text("saved")
+            temp.replace(path)
+            assert await asyncio.wait_for(watcher.next(), WAIT_S) == {str(path)}
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(watcher.next(), QUIET_S)
+            path.unlink()  # not a save: watchfiles collects, its record of the save too
+            assert await asyncio.wait_for(watcher.next(), WAIT_S) == {str(path)}
 
     asyncio.run(scenario())
 

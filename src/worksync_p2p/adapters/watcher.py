@@ -11,12 +11,12 @@ step. Without a doorbell (not Linux, inotify exhausted, or
 ``watch_doorbell = false``) it polls every step, as ``watchfiles.awatch`` does.
 
 A file the doorbell itself saw complete (moved in by an atomic save, or
-closed after an in-place one) is handed over at once, before ``watch``
-collects: that spares a save the 1-2 steps of watchfiles' batching (about
-2 ms of the 5 from a save to its event). watchfiles then reports it again
-with its batch, and the node's second read finds nothing new; everything
-else (creations, deletions, attribute changes, folders) comes from
-watchfiles alone, as before.
+closed after an in-place one) is handed over at once, without ``watch``:
+that spares a save the 1-2 steps of watchfiles' batching (about 2 ms of the
+4 from a save to its event). watchfiles reports it again with its next
+collect, and the node's second read finds nothing new. Everything else
+(creations, deletions, attribute changes, folders, rings by hand) makes
+``watch`` collect, as before.
 
 Batches are merged while the event loop is busy: the loop takes every path
 changed since it last looked, and re-reads each file, so merging loses nothing.
@@ -78,29 +78,23 @@ class Watcher:
         self._pending: set[str] = set()
         self._error: Exception | None = None
         self._has = asyncio.Event()
-        self._rang = threading.Event()  # the doorbell rang since watchfiles last collected
         self._thread = threading.Thread(target=self._run, name="worksync-watcher", daemon=True)
-        self._bell_thread: threading.Thread | None = None
-        if self._bell is not None:
-            self._bell_thread = threading.Thread(
-                target=self._listen, args=(self._bell,), name="worksync-doorbell", daemon=True
-            )
-            self._bell_thread.start()
         self._thread.start()
 
     @property
     def mode(self) -> str:
         return "polling" if self._bell is None else "doorbell"
 
-    # -- the threads ----------------------------------------------------------
+    # -- the watcher thread ---------------------------------------------------
 
     def _run(self) -> None:
-        """watchfiles' thread: collect after each ring (or every step, polling)."""
         try:
             while not self._stop.is_set():
                 timeout_ms = self._wait()
                 if self._stop.is_set():
                     break
+                if timeout_ms is None:
+                    continue  # the doorbell named all there was
                 result = self._notify.watch(self.debounce_ms, self.step_ms, timeout_ms, self._stop)
                 if isinstance(result, set):
                     self._deliver(result)
@@ -109,32 +103,25 @@ class Watcher:
         finally:
             self._signal()
 
-    def _listen(self, bell: Doorbell) -> None:
-        """The doorbell's thread: hand over complete saves at once, and wake ``_run``.
+    def _wait(self) -> int | None:
+        """Sleep until there is something to collect; how long ``watch`` may wait for it.
 
-        A thread of its own, so that a save is seen while ``watch`` is still
-        collecting the batch before it (an atomic save's temp file rings first).
+        None: the doorbell named everything it heard (complete saves, handed
+        over here, and files we do not follow, such as an atomic save's temp
+        file), so watchfiles is not asked; its record comes with a later
+        collect, and the node's second read of the file is off the edit's
+        path. Not asking also keeps this thread listening: the rename that
+        follows an atomic save's temp file rings at once.
         """
-        try:
-            while not self._stop.is_set():
-                if bell.wait(SAFETY_NET_S):
-                    self._deliver_paths(bell.take_saved())
-                    self._rang.set()
-        except OSError as error:  # the inotify descriptor failed: the event loop raises it
-            self._error = error
-        finally:
-            self._rang.set()
-            self._signal()
-
-    def _wait(self) -> int:
-        """Sleep until there is something to collect; how long ``watch`` may wait for it."""
         if self._bell is None:
             return POLL_TIMEOUT_MS
-        if self._rang.wait(SAFETY_NET_S):
-            # Cleared before collecting: a ring from now on is collected next time.
-            self._rang.clear()
+        if not self._bell.wait(SAFETY_NET_S):
+            return self.step_ms  # the safety net: a look at what is there, nothing more
+        heard = self._bell.take()
+        self._deliver_paths(heard.saved)
+        if heard.unknown or any(self._accept(path) for path in heard.changed):
             return COLLECT_TIMEOUT_MS
-        return self.step_ms  # the safety net: a look at what is there, nothing more
+        return None
 
     def _deliver(self, raw: set[tuple[int, str]]) -> None:
         self._deliver_paths({path for _change, path in raw})
@@ -164,16 +151,12 @@ class Watcher:
                 return paths
             if self._error is not None:
                 raise self._error
-            if self._stop.is_set() or not self._threads_alive():
+            if self._stop.is_set() or not self._thread.is_alive():
                 return None
             # Checked before waiting: a batch handed over since the last call
             # has already set the flag, so nothing is waited for twice.
             await self._has.wait()
             self._has.clear()
-
-    def _threads_alive(self) -> bool:
-        bell_alive = self._bell_thread is None or self._bell_thread.is_alive()
-        return self._thread.is_alive() and bell_alive
 
     def pending(self) -> set[str]:
         """The paths collected that ``next()`` has not returned yet."""
@@ -191,12 +174,9 @@ class Watcher:
             return
         self._stop.set()
         self.ring()
-        self._rang.set()
-        for thread in (self._thread, self._bell_thread):
-            if thread is not None:
-                thread.join(JOIN_TIMEOUT_S)
+        self._thread.join(JOIN_TIMEOUT_S)
         self._has.set()
-        if any(t is not None and t.is_alive() for t in (self._thread, self._bell_thread)):
+        if self._thread.is_alive():
             return  # stuck in a slow file system call: leave it its handles
         self._notify.close()
         if self._bell is not None:
