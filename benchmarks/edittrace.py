@@ -27,6 +27,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from benchmarks import bridge, corpus, peerproc
 from benchmarks.peerruns import EVENT_TIMEOUT_S, ITEM_INDEX, START_TIMEOUT_S, count_items
 from worksync_p2p import commands
@@ -41,6 +43,9 @@ WARMUP_EDITS = 3
 STAGES: tuple[tuple[str, str, str, str], ...] = (
     ("A doorbell rang", "a", "ring<", "save"),
     ("A watchfiles batch", "a", "collected>", "save"),
+    ("A paths handed over", "a", "handed>", "save"),
+    ("A second look starts", "a", "feed>", "A watchfiles batch"),
+    ("A second look ends", "a", "feed<", "A second look starts"),
     ("A loop takes paths", "a", "loop>", "save"),
     ("A file read", "a", "read<", "A loop takes paths"),
     ("A ingested", "a", "ingest<", "A loop takes paths"),
@@ -54,11 +59,16 @@ STAGES: tuple[tuple[str, str, str, str], ...] = (
     ("A frame sealed", "a", "seal<", "A broadcast"),
     ("B frame opened", "b", "open>", "A frame sealed"),
     ("B receive starts", "b", "receive>", "B frame opened"),
+    ("B applied and stored", "b", "apply<", "B receive starts"),
+    ("B flush started", "b", "ahead<", "B receive starts"),
+    ("B render starts", "b", "render>", "B receive starts"),
     ("B rendered", "b", "render<", "B receive starts"),
     ("B sync starts", "b", "sync>", "B rendered"),
     ("B fsync starts", "b", "fsync-wal>", "B receive starts"),
     ("B fsync ends", "b", "fsync-wal<", "B fsync starts"),
     ("B temp file fsynced", "b", "temp<", "B receive starts"),
+    ("B swap starts", "b", "swap>", "B receive starts"),
+    ("B swap ends", "b", "swap<", "B receive starts"),
     ("B file written", "b", "write<", "B receive starts"),
     ("B event published", "b", "emit>", "B receive starts"),
     ("B receive ends", "b", "receive<", "B receive starts"),
@@ -72,6 +82,8 @@ class Tree:
     root: Path
     edits: list[tuple[float, float, float]] = field(default_factory=list)
     """(save, A's event, B's event), perf_counter seconds."""
+    cpu_s: tuple[float, float] = (0.0, 0.0)
+    """CPU seconds of A and B over all the edits (warm-up included)."""
 
     @property
     def daemon(self) -> list[str]:
@@ -112,6 +124,12 @@ class Live:
     on_a: peerproc.Feed
     on_b: peerproc.Feed
     origin: str
+    pids: tuple[int, int]
+
+    def cpu_s(self) -> tuple[float, float]:
+        """User + system CPU of A and B so far (all their threads)."""
+        a, b = (psutil.Process(pid).cpu_times() for pid in self.pids)
+        return a.user + a.system, b.user + b.system
 
 
 @contextmanager
@@ -129,7 +147,7 @@ def live(tree: Tree) -> Iterator[Live]:
         on_a = stack.enter_context(peerproc.tapped(a, EVENT_TIMEOUT_S))
         on_b = stack.enter_context(peerproc.tapped(b, EVENT_TIMEOUT_S))
         editor = bridge.Editor.open(a, ITEM_INDEX)
-        yield Live(tree, editor, on_a, on_b, str(started["peer_id"]))
+        yield Live(tree, editor, on_a, on_b, str(started["peer_id"]), (up_a.pid, up_b.pid))
 
 
 def _modified(key: str, origin: str) -> peerproc.Wanted:
@@ -165,35 +183,66 @@ def _first(notes: list[tuple[str, float]], label: str, after: float, until: floa
     return None
 
 
-def stage_times(tree: Tree) -> dict[str, list[float]]:
-    """Per stage, the seconds from each save to it (edits where it was not found skipped)."""
+SPANS: tuple[tuple[str, str, str], ...] = (
+    ("A: save -> paths taken", "save", "A loop takes paths"),
+    ("A: paths taken -> ingested", "A loop takes paths", "A ingested"),
+    ("A: ingested -> frame sealed", "A ingested", "A frame sealed"),
+    ("wire: A sealed -> B opened", "A frame sealed", "B frame opened"),
+    ("B: receive -> rendered", "B receive starts", "B rendered"),
+    ("B: rendered -> file written", "B rendered", "B file written"),
+    ("B: receive -> event published", "B receive starts", "B event published"),
+    ("A's event -> B's event (taps)", "A event (tap)", "B event (tap)"),
+    ("save -> B's event (tap)", "save", "B event (tap)"),
+)
+"""Per-edit durations between two stages, for a spread as well as a median."""
+
+
+def milestones(tree: Tree) -> list[dict[str, float]]:
+    """Per edit, when each stage found came (perf_counter seconds)."""
     notes = {peer: _load(tree.root / f"trace-{peer}.json") for peer in "ab"}
-    found: dict[str, list[float]] = {name: [] for name, *_ in STAGES}
-    found["A event (tap)"], found["B event (tap)"] = [], []
+    edits = []
     for start, local, remote in tree.edits:
-        at: dict[str, float] = {"save": start}
+        at: dict[str, float] = {"save": start, "A event (tap)": local, "B event (tap)": remote}
         for name, peer, label, anchor in STAGES:
             if anchor in at:
                 hit = _first(notes[peer], label, at[anchor], remote + 0.002)
                 if hit is not None:
                     at[name] = hit
-                    found[name].append(hit - start)
-        found["A event (tap)"].append(local - start)
-        found["B event (tap)"].append(remote - start)
-    return found
+        edits.append(at)
+    return edits
+
+
+def _ms(samples: list[float], spread: bool = False) -> str:
+    if not samples:
+        return "-"
+    middle = f"{statistics.median(samples) * 1000:.2f}"
+    if not spread or len(samples) < 4:
+        return middle
+    low, _, high = statistics.quantiles(samples, n=4)
+    return f"{middle} ({low * 1000:.2f}-{high * 1000:.2f})"
 
 
 def report(trees: list[Tree]) -> str:
-    times = {tree.name: stage_times(tree) for tree in trees}
-    names = list(times[trees[0].name])
+    found = {tree.name: milestones(tree) for tree in trees}
+    names = [name for name, *_ in STAGES] + ["A event (tap)", "B event (tap)"]
     head = "| stage (median ms after the save on A) | " + " | ".join(t.name for t in trees) + " |"
     lines = [head, "|---" + "|---:" * len(trees) + "|"]
     for name in names:
+        cells = [_ms([e[name] - e["save"] for e in found[t.name] if name in e]) for t in trees]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| span (median ms, quartiles) | " + " | ".join(t.name for t in trees) + " |"]
+    lines.append("|---" + "|---:" * len(trees) + "|")
+    for span, first, last in SPANS:
         cells = []
         for tree in trees:
-            samples = times[tree.name].get(name, [])
-            cells.append(f"{statistics.median(samples) * 1000:.2f}" if samples else "-")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            edits = [e for e in found[tree.name] if first in e and last in e]
+            cells.append(_ms([e[last] - e[first] for e in edits], spread=True))
+        lines.append(f"| {span} | " + " | ".join(cells) + " |")
+    lines += ["", "| CPU per edit (ms, all threads) | " + " | ".join(t.name for t in trees) + " |"]
+    lines.append("|---" + "|---:" * len(trees) + "|")
+    for index, peer in enumerate("AB"):
+        cells = [f"{t.cpu_s[index] * 1000 / max(1, len(t.edits)):.2f}" for t in trees]
+        lines.append(f"| {peer} | " + " | ".join(cells) + " |")
     counts = ", ".join(f"{t.name}: {len(t.edits)} edits" for t in trees)
     return "\n".join([*lines, "", counts])
 
@@ -221,10 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         with ExitStack() as stack:
             pairs = [stack.enter_context(live(tree)) for tree in trees]
             time.sleep(SETTLE_S)
+            before = [pair.cpu_s() for pair in pairs]
             for run in range(WARMUP_EDITS + args.edits):
                 turn = pairs if run % 2 == 0 else pairs[::-1]
                 for pair in turn:
                     edit_once(pair, keep=run >= WARMUP_EDITS)
+            for pair, (a, b) in zip(pairs, before, strict=True):
+                after_a, after_b = pair.cpu_s()
+                pair.tree.cpu_s = (after_a - a, after_b - b)
         print(report(trees))
     return 0
 

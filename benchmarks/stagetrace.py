@@ -46,9 +46,13 @@ POINTS: tuple[tuple[str, str, str], ...] = (
     ("worksync_p2p.core.frames", "Session.seal", "seal"),
     ("worksync_p2p.core.frames", "Session.open", "open"),
     ("worksync_p2p.node", "LocalNode.receive", "receive"),
+    ("worksync_p2p.node", "LocalNode._apply_and_store", "apply"),
+    ("worksync_p2p.adapters.sqlite_store", "SqliteStore.sync_ahead", "ahead"),
     ("worksync_p2p.core.bridge", "Bridge.on_remote", "render"),
     ("worksync_p2p.adapters.files", "write_if", "write"),
     ("worksync_p2p.adapters.files", "_write_temp", "temp"),
+    ("worksync_p2p.adapters.files", "_replace", "swap"),
+    ("worksync_p2p.adapters.watcher", "Watcher._deliver_paths", "handed"),
 )
 
 

@@ -26,6 +26,7 @@ import select
 import struct
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ WATCH_MASK = (
     | IN_DONT_FOLLOW
 )
 FOLDER_CHANGES = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
+SAVED = IN_CLOSE_WRITE | IN_MOVED_TO  # a file that holds a whole save (see Heard)
 EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len (struct inotify_event)
 READ_BYTES = 64 * 1024
 STATE_DIR = ".worksync"
@@ -102,16 +104,51 @@ def folder_changed(buffer: bytes) -> bool:
     return False
 
 
+@dataclass
+class Heard:
+    """What the doorbell heard since it was last asked, by file.
+
+    ``saved``: files shown complete (moved in by an atomic save's rename, or
+    closed after writing by an in-place one), which hold the whole save.
+    ``changed``: files with any other change (created, which may still be
+    empty; deleted; moved away; attributes). ``unknown``: something with no
+    file to name (a folder, a queue overflow, a ring by hand, a watch given
+    up since): only watchfiles can say what.
+    """
+
+    saved: set[str] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+    unknown: bool = False
+
+    def add(self, buffer: bytes, folders: dict[int, str]) -> None:
+        """Sort the events in ``buffer``; ``folders`` maps watch descriptors to folders."""
+        offset = 0
+        while offset + EVENT_HEADER.size <= len(buffer):
+            wd, mask, _cookie, length = EVENT_HEADER.unpack_from(buffer, offset)
+            name = buffer[offset + EVENT_HEADER.size : offset + EVENT_HEADER.size + length]
+            offset += EVENT_HEADER.size + length
+            folder = folders.get(wd)
+            if folder is None or mask & (IN_ISDIR | IN_Q_OVERFLOW) or not length:
+                self.unknown = True
+                continue
+            path = os.path.join(folder, os.fsdecode(name.rstrip(b"\0")))
+            (self.saved if mask & SAVED else self.changed).add(path)
+
+
 class Doorbell:
     """Rings (``wait`` returns True) when anything changes in the watched folders.
 
     ``ring`` wakes a ``wait`` from another thread (a probe, or shutting down).
+    ``take`` hands over what the rings were about (see :class:`Heard`), so a
+    save can be read before watchfiles' next step.
     """
 
     def __init__(self, root: Path, libc: ctypes.CDLL) -> None:
         self.root = root
         self._libc = libc
         self._fd = -1
+        self._folders: dict[int, str] = {}  # watch descriptor -> folder, of ``_fd``
+        self._heard = Heard()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._poll = select.poll()
         self._poll.register(self._wake_r, select.POLLIN)
@@ -127,20 +164,23 @@ class Doorbell:
         if fd < 0:
             code = ctypes.get_errno()
             raise OSError(code, f"inotify_init1: {os.strerror(code)}")
+        folders: dict[int, str] = {}
         try:
             for folder in watched_folders(self.root):
-                self._add(fd, folder)
+                self._add(fd, folder, folders)
         except OSError:
             os.close(fd)
             raise
         if self._fd >= 0:
             self._poll.unregister(self._fd)
             os.close(self._fd)
-        self._fd = fd
+        self._fd, self._folders = fd, folders
         self._poll.register(fd, select.POLLIN)
 
-    def _add(self, fd: int, folder: Path) -> None:
-        if self._libc.inotify_add_watch(fd, os.fsencode(folder), WATCH_MASK) >= 0:
+    def _add(self, fd: int, folder: Path, folders: dict[int, str]) -> None:
+        wd = self._libc.inotify_add_watch(fd, os.fsencode(folder), WATCH_MASK)
+        if wd >= 0:
+            folders[wd] = str(folder)
             return
         code = ctypes.get_errno()
         if code in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
@@ -156,11 +196,14 @@ class Doorbell:
         ready = self._poll.poll(timeout_s * 1000)
         if not ready:
             return False
-        self._drain_wake()
+        if self._drain_wake():
+            self._heard.unknown = True
         rebuild = False
         with contextlib.suppress(BlockingIOError):
             while True:
-                rebuild = folder_changed(os.read(self._fd, READ_BYTES)) or rebuild
+                events = os.read(self._fd, READ_BYTES)
+                rebuild = folder_changed(events) or rebuild
+                self._heard.add(events, self._folders)
         if rebuild:
             try:
                 self._rebuild()
@@ -168,10 +211,18 @@ class Doorbell:
                 log.warning("file watcher: cannot watch new folders (%s); they are polled", error)
         return True
 
-    def _drain_wake(self) -> None:
+    def take(self) -> Heard:
+        """What was heard since the last call (absolute paths, not filtered)."""
+        heard, self._heard = self._heard, Heard()
+        return heard
+
+    def _drain_wake(self) -> bool:
+        """Empty the pipe of ``ring``; whether it had been rung."""
+        rung = False
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wake_r, READ_BYTES):
-                pass
+                rung = True
+        return rung
 
     def ring(self) -> None:
         with contextlib.suppress(BlockingIOError):  # full: it is ringing already
