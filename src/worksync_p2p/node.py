@@ -259,9 +259,9 @@ class LocalNode:
                 adopted.append((key, update))
             self.store.append_many(adopted)
         renders = pending.results() if pending is not None else None
-        for item, rendered in zip(items, renders or [], strict=False):
+        for item, (_, update), rendered in zip(items, adopted, renders or [], strict=False):
             if rendered is not None:
-                item.take_render(*rendered)
+                item.take_render(update, rendered.text)
         batch: list[list[br.Effect]] = []
         for key, _ in adopted:
             effects = self.bridge.on_remote(key, origin)

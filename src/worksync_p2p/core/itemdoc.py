@@ -231,19 +231,18 @@ class ItemDoc:
         self._rendered = (state, text)
         return text
 
-    def take_render(self, state_sha256: bytes, text: str | None) -> bool:
-        """Keep a render made elsewhere (by :func:`render_update` in a worker) of
-        the state hashing to ``state_sha256``, if this document holds exactly
-        that state; False if it does not.
+    def take_render(self, state: bytes, text: str | None) -> None:
+        """Keep ``text``, rendered elsewhere (by :func:`render_new` in a worker),
+        as the render of the state that encodes to ``state``.
 
-        Rendering is a pure function of the state, so a render of equal state
-        is this document's render, wherever it was computed.
+        Nothing is checked here: :meth:`render` uses it only while this
+        document's state encodes to exactly ``state``, and two documents whose
+        states encode alike render alike (rendering is a pure function of the
+        state). A new document that applied one full update encodes back to
+        that update's bytes, so a worker's render of the update is kept
+        without encoding or hashing anything here.
         """
-        state = self.doc.get_update()
-        if hashlib.sha256(state).digest() != state_sha256:
-            return False
         self._rendered = (state, text)
-        return True
 
     def _render(self) -> str | None:
         # The meta map read once for all three questions (each read is a JSON
@@ -410,17 +409,14 @@ def own_cells(item: ItemDoc, writer: str) -> dict[str, Any]:
     return {k: v for k, v in cells.items() if k.endswith(suffix)}
 
 
-def render_update(update: bytes) -> tuple[bytes, str | None]:
-    """The state a new document holds after ``update``, and its render.
+def render_new(update: bytes) -> str | None:
+    """The render of a new document after ``update`` (see ``ItemDoc.take_render``).
 
-    Raises ValueError for an update that does not decode. For rendering away
-    from the document that will hold the update (see ``ItemDoc.take_render``).
+    Raises ValueError for an update that does not decode.
     """
     item = ItemDoc.new(0)
     item.doc.apply_update(update)
-    text = item.render()
-    assert item._rendered is not None
-    return item._rendered[0], text
+    return item._render()
 
 
 def field_index_of(state: bytes) -> fields.FieldIndex:
