@@ -282,11 +282,11 @@ class LocalNode:
         self.store.sync()  # a no-op after durable_batch, unless a repair was stored since
         outcomes = self.fs.write_new_many(texts)
         with self._durably():
-            for effects, outcome in zip(batch, outcomes, strict=True):
+            for effects, (outcome, stat) in zip(batch, outcomes, strict=True):
                 write = effects[0]
                 assert isinstance(write, br.WriteFile)
                 # A refused write (a file took the name first) goes write_if's way.
-                if self._settle(write, outcome, 0):
+                if self._settle(write, outcome, 0, stat):
                     self._execute_all(effects[1:], 0)
             self._save_bases()
 
@@ -632,11 +632,16 @@ class LocalNode:
         sync()  # a refused write did not sync: the batch so far is durable all the same
         return self._settle(effect, outcome, depth)
 
-    def _settle(self, effect: br.WriteFile, outcome: WriteOutcome, depth: int) -> bool:
-        """What follows a write's outcome; False when it was refused."""
+    def _settle(
+        self, effect: br.WriteFile, outcome: WriteOutcome, depth: int, stat: Stat | None = None
+    ) -> bool:
+        """What follows a write's outcome; False when it was refused.
+
+        ``stat``: the written file's, when the writer knows it (no look needed).
+        """
         if outcome is WriteOutcome.WRITTEN:
             self.bridge.wrote(effect.key, effect.relpath)
-            stat = self.fs.stat(effect.relpath)
+            stat = stat or self.fs.stat(effect.relpath)
             if stat is not None:
                 self._stats[effect.relpath] = stat
             return True
