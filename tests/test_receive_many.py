@@ -18,6 +18,7 @@ from worksync_p2p.core import codec
 from worksync_p2p.core import digest as dg
 from worksync_p2p.core import syncproto as sp
 from worksync_p2p.core.bridge import content_hash
+from worksync_p2p.core.itemdoc import ItemDoc
 from worksync_p2p.node import LocalNode, NetOptions, running
 from worksync_p2p.ports import WriteOutcome
 from worksync_p2p.workspace import init
@@ -81,6 +82,29 @@ def test_a_batch_rendered_by_the_workers_is_written_as_the_daemon_renders(
     assert pool.rendered == before + COUNT
     assert disk(node.root) == {f"item-{n}.md": item_text(n) for n in range(COUNT)}
     assert sorted(node.store.load_files()) == sorted(f"item-{n}.md" for n in range(COUNT))
+
+
+def test_the_workers_renders_are_not_made_again_at_home(
+    node: LocalNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's text is kept for the update it rendered: the daemon's documents,
+    which applied the same full updates, encode back to them and need no render."""
+    pool = renderpool.shared()
+    if pool is None:
+        pytest.skip("one core: the daemon renders every batch itself")
+    assert pool.start(30.0), "the render workers did not start"
+    _, updates = remote_items(COUNT)
+    at_home: list[str | None] = []
+    render = ItemDoc._render
+
+    def counted(item: ItemDoc) -> str | None:
+        at_home.append(item.key)
+        return render(item)
+
+    monkeypatch.setattr(ItemDoc, "_render", counted)
+    node.receive_many(updates, "peer-b")
+    assert at_home == []
+    assert disk(node.root) == {f"item-{n}.md": item_text(n) for n in range(COUNT)}
 
 
 def test_a_batch_mixing_known_and_new_items_applies_all(node: LocalNode) -> None:

@@ -263,9 +263,9 @@ class LocalNode:
                 adopted.append((key, update))
             self.store.append_many(adopted)
         renders = pending.results() if pending is not None else None
-        for item, rendered in zip(items, renders or [], strict=False):
+        for item, (_, update), rendered in zip(items, adopted, renders or [], strict=False):
             if rendered is not None:
-                item.take_render(*rendered)
+                item.take_render(update, rendered.text)
         batch: list[list[br.Effect]] = []
         for key, _ in adopted:
             effects = self.bridge.on_remote(key, origin)
@@ -286,11 +286,11 @@ class LocalNode:
         self.store.sync()  # a no-op after durable_batch, unless a repair was stored since
         outcomes = self.fs.write_new_many(texts)
         with self._durably():
-            for effects, outcome in zip(batch, outcomes, strict=True):
+            for effects, (outcome, stat) in zip(batch, outcomes, strict=True):
                 write = effects[0]
                 assert isinstance(write, br.WriteFile)
                 # A refused write (a file took the name first) goes write_if's way.
-                if self._settle(write, outcome, 0):
+                if self._settle(write, outcome, 0, stat):
                     self._execute_all(effects[1:], 0)
             self._save_bases()
 
@@ -687,16 +687,25 @@ class LocalNode:
         return self._settle(effect, outcome, depth, check=True)
 
     def _settle(
-        self, effect: br.WriteFile, outcome: WriteOutcome, depth: int, *, check: bool = False
+        self,
+        effect: br.WriteFile,
+        outcome: WriteOutcome,
+        depth: int,
+        stat: Stat | None = None,
+        *,
+        check: bool = False,
     ) -> bool:
         """What follows a write's outcome; False when it was refused.
 
-        ``check``: the stat for the file's record is taken only if the file
-        still holds what we wrote once it is taken (see ``_stat_of_ours``).
+        ``stat``: the written file's, when the writer knows it (taken from the
+        file before it had a name, so no save can have landed on it: no look
+        needed). ``check``: otherwise the stat for the file's record is taken
+        only if the file still holds what we wrote (see ``_stat_of_ours``).
         """
         if outcome is WriteOutcome.WRITTEN:
             self.bridge.wrote(effect.key, effect.relpath)
-            stat = self._stat_of_ours(effect) if check else self.fs.stat(effect.relpath)
+            if stat is None:
+                stat = self._stat_of_ours(effect) if check else self.fs.stat(effect.relpath)
             if stat is not None:
                 self._stats[effect.relpath] = stat
             return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 
 from tests.test_receive_many import remote_items
 from worksync_p2p.adapters import renderpool
-from worksync_p2p.core.itemdoc import render_update
+from worksync_p2p.core.itemdoc import render_new
 
 START_S = 30.0
 EXIT_S = 10.0
@@ -34,8 +33,7 @@ def updates(count: int) -> list[bytes]:
 
 
 def at_home(update: bytes) -> renderpool.Rendered:
-    state, text = render_update(update)
-    return hashlib.sha256(state).digest(), text
+    return renderpool.Rendered(render_new(update))
 
 
 def test_workers_render_what_the_daemon_renders(pool: renderpool.RenderPool) -> None:

@@ -21,6 +21,7 @@ import os
 import secrets
 import stat as stat_module
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ FSYNC_THREADS = 32
 thread waited for 8 flushes in a row, a third of a first sync's batch."""
 TEMP_SUFFIX = ".worksync-tmp"
 STATE_DIR = ".worksync"
+MADE_KEPT = 65_536
+"""Files of a first sync remembered until the watcher reports them (their texts)."""
 
 
 def stat(path: str | Path) -> Stat | None:
@@ -427,6 +430,9 @@ class RealFiles:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._root = os.fspath(root)
+        # Files write_new_many made, as they looked when made, and their text:
+        # the watcher reports each one, and reading it back is what it says.
+        self._made: dict[str, tuple[Made, str]] = {}
 
     def list_items(self) -> list[str]:
         return items.item_relpaths(self.root)
@@ -436,6 +442,9 @@ class RealFiles:
         return stat(os.path.join(self._root, relpath))
 
     def read(self, relpath: str, max_bytes: int) -> bytes | None:
+        made = self._made.pop(relpath, None)
+        if made is not None and _looks_as_made(os.path.join(self._root, relpath), made[0]):
+            return made[1].encode()[: max_bytes + 1]
         return read_item_bytes(self.root / relpath, max_bytes)
 
     def write_if(
@@ -445,13 +454,30 @@ class RealFiles:
         expect: str | None,
         durable: Callable[[], object] | None = None,
     ) -> WriteOutcome:
+        self._made.pop(relpath, None)
         return write_if(self.root, relpath, text, expect, durable=durable)
 
     def remove_if(self, relpath: str, expect: str) -> bool:
+        self._made.pop(relpath, None)
         return remove_if(self.root, relpath, expect)
 
-    def write_new_many(self, texts: list[tuple[str, str]]) -> list[WriteOutcome]:
-        return write_new_files(self.root, texts)
+    def write_new_many(
+        self, texts: list[tuple[str, str]]
+    ) -> list[tuple[WriteOutcome, Stat | None]]:
+        """``write_new_files``, with the size and mtime of each file written (None if
+        unknown); what it wrote is remembered, so reading it back costs no read."""
+        made: list[Made | None] = []
+        outcomes = write_new_files(self.root, texts, made)
+        for (relpath, text), seen in zip(texts, made, strict=True):
+            if seen is not None:
+                self._made.pop(relpath, None)  # to the end: the oldest go first
+                self._made[relpath] = (seen, text)
+        while len(self._made) > MADE_KEPT:
+            del self._made[next(iter(self._made))]
+        return [
+            (outcome, None if seen is None else Stat(seen.size, seen.mtime_ns))
+            for outcome, seen in zip(outcomes, made, strict=True)
+        ]
 
 
 # -- many new files at once (a first sync) ----------------------------------------
@@ -546,12 +572,65 @@ def _open_folder(root: Path, relpath: str) -> _Folder | None:
     return None
 
 
+@dataclass(frozen=True)
+class Made:
+    """A new file as it was when we made it (unnamed until linked, so no one else
+    could have written to it): while its name shows this same inode, size and
+    mtime, its content is what we wrote.
+
+    Kept only when the clock the kernel stamps files with had moved past the
+    file's mtime by then: any later write to it gets a later mtime (a save in
+    the same clock tick as ours would otherwise look unchanged).
+    """
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+
+def _made(fd: int) -> Made | None:
+    info = os.fstat(fd)
+    if info.st_mtime_ns >= _stamp_clock_ns():
+        return None
+    return Made(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _stamp_clock_ns() -> int:
+    """The clock file times come from (Linux: the coarse real-time clock; elsewhere
+    the time a year from now, so nothing is ever taken as unchanged)."""
+    clock = getattr(time, "CLOCK_REALTIME_COARSE", _LINUX_REALTIME_COARSE)
+    if not sys.platform.startswith("linux"):
+        return time.time_ns() + _YEAR_NS
+    return time.clock_gettime_ns(clock)
+
+
+_LINUX_REALTIME_COARSE = 5
+_YEAR_NS = 365 * 24 * 3600 * 10**9
+
+
+def _looks_as_made(path: str, made: Made) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    seen = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    return stat_module.S_ISREG(info.st_mode) and seen == (
+        made.dev,
+        made.ino,
+        made.size,
+        made.mtime_ns,
+    )
+
+
 _PROC_FD = "/proc/self/fd"
 _ANONYMOUS = hasattr(os, "O_TMPFILE") and os.path.isdir(_PROC_FD)
 """Whether new files start as anonymous inodes (O_TMPFILE), linked in by linkat."""
 
 
-def _new_temp(folder: _Folder, name: str, text: str) -> tuple[str | None, int] | WriteOutcome:
+def _new_temp(
+    folder: _Folder, name: str, text: str, narrowing: bool
+) -> tuple[str | None, int] | WriteOutcome:
     """The checks of write_if for a file that must not exist yet; a temp file written.
 
     The temp file has no name (``None``) where the system allows: nothing is
@@ -572,7 +651,8 @@ def _new_temp(folder: _Folder, name: str, text: str) -> tuple[str | None, int] |
         fd = os.open(temp, flags, DEFAULT_MODE, dir_fd=folder.fd)
     try:
         os.write(fd, text.encode())
-        os.fchmod(fd, DEFAULT_MODE)  # the umask may have narrowed it
+        if narrowing:
+            os.fchmod(fd, DEFAULT_MODE)  # the umask narrowed it
     except BaseException:
         os.close(fd)
         if temp is not None:
@@ -602,15 +682,17 @@ def _up_to(root: Path, folder: Path) -> list[Path]:
     return chain
 
 
-def _publish(folder: _Folder, staged: _Staged) -> WriteOutcome:
-    """Give the durable temp file its name, unless a file took that name meanwhile."""
+def _publish(folder: _Folder, staged: _Staged) -> WriteOutcome | Made:
+    """Give the durable temp file its name, unless a file took that name meanwhile;
+    a file that was unnamed until then is WRITTEN, and told as :class:`Made`."""
     fd, name = folder.fd, staged.name
     if staged.temp is None:
+        made = _made(staged.fd)  # before the link: until then no one else can write it
         try:  # linkat(2) of an O_TMPFILE file, as its manual page describes
             os.link(f"{_PROC_FD}/{staged.fd}", name, dst_dir_fd=fd, follow_symlinks=True)
         except FileExistsError:
             return WriteOutcome.CHANGED
-        return WriteOutcome.WRITTEN
+        return made or WriteOutcome.WRITTEN
     try:
         os.link(staged.temp, name, src_dir_fd=fd, dst_dir_fd=fd)
     except FileExistsError:
@@ -644,13 +726,14 @@ def _stage_all(
     """A temp file for every text that may be written (into ``staged``, so the
     caller cleans up after a failure half-way); the outcome so far of each."""
     outcomes: list[WriteOutcome] = []
+    narrowing = _umask_narrows(DEFAULT_MODE)
     for index, (relpath, text) in enumerate(texts):
         parent = (root / relpath).parent
         if parent not in folders:
             folders[parent] = _open_folder(root, relpath)
         folder = folders[parent]
         name = relpath.rpartition("/")[2]
-        made = WriteOutcome.UNSAFE if folder is None else _new_temp(folder, name, text)
+        made = WriteOutcome.UNSAFE if folder is None else _new_temp(folder, name, text, narrowing)
         if isinstance(made, WriteOutcome):
             outcomes.append(made)
             continue
@@ -658,6 +741,20 @@ def _stage_all(
         outcomes.append(WriteOutcome.WRITTEN)
         staged[index] = _Staged(folder, name, *made)
     return outcomes
+
+
+def _umask_narrows(mode: int) -> bool:
+    """Whether the process umask takes bits from ``mode`` (True when it cannot be
+    read: Linux shows it in /proc/self/status, and setting it to look would
+    race other threads' file creations)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return bool(int(line.split()[1], 8) & mode)
+    except (OSError, ValueError, IndexError):
+        pass
+    return True
 
 
 def _fsync_folders(root: Path, published: list[_Folder]) -> None:
@@ -680,20 +777,27 @@ def _open_dir(path: Path) -> int:
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def write_new_files(root: Path, texts: list[tuple[str, str]]) -> list[WriteOutcome]:
+def write_new_files(
+    root: Path, texts: list[tuple[str, str]], made: list[Made | None] | None = None
+) -> list[WriteOutcome]:
     """Create many files that must not exist yet; an outcome per ``(relpath, text)``.
 
     WRITTEN: the file is on disk whole (data and name durable) when this
     returns. CHANGED: a file is already there (ingest it first). UNSAFE: as
-    in write_if.
+    in write_if. ``made`` gets, per text, how a written file looked when it
+    was made (:class:`Made`), or None.
     """
     folders: dict[Path, _Folder | None] = {}
     staged: dict[int, _Staged] = {}
+    seen: list[Made | None] = [None] * len(texts)
     try:
         outcomes = _stage_all(root, texts, folders, staged)
         _flush([s.fd for s in staged.values()])
         for index, s in staged.items():
-            outcomes[index] = _publish(s.folder, s)
+            published = _publish(s.folder, s)
+            if isinstance(published, Made):
+                seen[index], published = published, WriteOutcome.WRITTEN
+            outcomes[index] = published
         _fsync_folders(root, [s.folder for s in staged.values()])
     finally:
         for s in staged.values():
@@ -704,4 +808,6 @@ def write_new_files(root: Path, texts: list[tuple[str, str]]) -> list[WriteOutco
         for folder in folders.values():
             if folder is not None:
                 os.close(folder.fd)
+    if made is not None:
+        made[:] = seen
     return outcomes

@@ -2,13 +2,13 @@
 
 A first sync renders every item it receives (about a third of the receiving
 peer's CPU), and rendering is a pure function of a document's state
-(``itemdoc.render_update``). While the node applies and commits a batch,
+(``itemdoc.render_new``). While the node applies and commits a batch,
 these workers render the same updates on the other cores; the node keeps a
-worker's text only where its own document holds exactly the state the worker
-rendered (``ItemDoc.take_render``), so the result is the same whichever
-process rendered it. Anything that goes wrong with a worker (it died, hung
-or answered garbage) makes the node render that batch itself, as it did
-without them.
+worker's text as the render of the update's bytes, used only while its own
+document's state encodes to exactly those bytes (``ItemDoc.take_render``), so
+the result is the same whichever process rendered it. Anything that goes
+wrong with a worker (it died, hung or answered garbage) makes the node render
+that batch itself, as it did without them.
 
 The workers are plain ``python -m worksync_p2p.adapters.renderpool``
 processes on pipes: they import only the core, not the daemon. They start
@@ -18,10 +18,12 @@ closes, so a killed daemon leaves none behind.
 
 Frames on the pipes: a 4-byte length, then the payload. A request is a
 sequence of ``u32 length + update``; the reply holds per update a status
-byte (rendered, deleted or empty, bad update), the SHA-256 of the state it
-rendered and ``u32 + UTF-8 text``. A worker's first frame (empty) says it
-is ready. The pipes are made large enough for a whole batch, so a batch
-crosses them without waiting for the other side in between.
+byte (rendered, deleted or empty, bad update) and ``u32 + UTF-8 text``. No
+hash of the state crosses: a full update applied to an empty document
+encodes back to the same bytes, which the node compares when it renders. A
+worker's first frame (empty) says it is ready. The pipes are made large
+enough for a whole batch, so a batch crosses them without waiting for the
+other side in between.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import select
@@ -53,11 +54,16 @@ MAX_WORKERS = 4
 _LEN = struct.Struct("<I")
 _TEXT, _NO_TEXT, _BAD = 0, 1, 2
 
-Rendered = tuple[bytes, str | None]
-"""The SHA-256 of the state rendered, and the text (None: deleted or empty)."""
-_Render = tuple[bytes, str | None]  # the state itself, and the text
+
+@dataclass(frozen=True)
+class Rendered:
+    """A worker's render of one update."""
+
+    text: str | None
+    """None: the update leaves the item deleted or empty."""
+
+
 PIPE_BYTES = 1 << 20
-_DIGEST_BYTES = 32
 
 
 # -- the worker side ---------------------------------------------------------------
@@ -84,18 +90,17 @@ def _frames(stream: BinaryIO) -> list[bytes] | None:
     return updates
 
 
-def _reply(updates: list[bytes], render_update: Callable[[bytes], _Render]) -> bytes:
+def _reply(updates: list[bytes], render_new: Callable[[bytes], str | None]) -> bytes:
     parts = []
     for update in updates:
         try:
-            state, text = render_update(update)
+            text = render_new(update)
         except ValueError:
-            parts.append(bytes([_BAD]) + bytes(_DIGEST_BYTES) + _LEN.pack(0))
+            parts.append(bytes([_BAD]) + _LEN.pack(0))
             continue
         status = _NO_TEXT if text is None else _TEXT
         encoded = b"" if text is None else text.encode()
-        digest = hashlib.sha256(state).digest()
-        parts += [bytes([status]), digest, _LEN.pack(len(encoded)), encoded]
+        parts += [bytes([status]), _LEN.pack(len(encoded)), encoded]
     payload = b"".join(parts)
     return _LEN.pack(len(payload)) + payload
 
@@ -103,12 +108,12 @@ def _reply(updates: list[bytes], render_update: Callable[[bytes], _Render]) -> b
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
     """Answer requests until the pipe closes."""
     # Imported here, not at the top: the daemon imports this module too.
-    from worksync_p2p.core.itemdoc import render_update  # noqa: PLC0415
+    from worksync_p2p.core.itemdoc import render_new  # noqa: PLC0415
 
     stdout.write(_LEN.pack(0))  # "ready": the imports are done
     stdout.flush()
     while (updates := _frames(stdin)) is not None:
-        stdout.write(_reply(updates, render_update))
+        stdout.write(_reply(updates, render_new))
         stdout.flush()
 
 
@@ -120,15 +125,14 @@ def _decode_reply(payload: bytes, count: int) -> list[Rendered | None]:
     out: list[Rendered | None] = []
     at = 0
     for _ in range(count):
-        status, digest = payload[at], payload[at + 1 : at + 1 + _DIGEST_BYTES]
-        at += 1 + _DIGEST_BYTES
-        (size,) = _LEN.unpack_from(payload, at)
-        text = payload[at + _LEN.size : at + _LEN.size + size]
-        at += _LEN.size + size
+        status = payload[at]
+        (size,) = _LEN.unpack_from(payload, at + 1)
+        text = payload[at + 1 + _LEN.size : at + 1 + _LEN.size + size]
+        at += 1 + _LEN.size + size
         if status == _BAD:
             out.append(None)
         else:
-            out.append((digest, None if status == _NO_TEXT else text.decode()))
+            out.append(Rendered(None if status == _NO_TEXT else text.decode()))
     if at != len(payload):
         raise ValueError("a reply longer than its renders")
     return out

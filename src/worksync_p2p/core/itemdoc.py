@@ -328,19 +328,20 @@ class ItemDoc:
             del _RENDERS[next(iter(_RENDERS))]  # the one kept longest
         return text
 
-    def take_render(self, state_sha256: bytes, text: str | None) -> bool:
-        """Keep a render made elsewhere (by :func:`render_update` in a worker) of
-        the state hashing to ``state_sha256``, if this document holds exactly
-        that state; False if it does not.
+    def take_render(self, state: bytes, text: str | None) -> None:
+        """Keep ``text``, rendered elsewhere (by :func:`render_new` in a worker) from
+        the update ``state``, as this document's render if it holds exactly that
+        state; until it changes, as a render made here would be.
 
-        Rendering is a pure function of the state, so a render of equal state
-        is this document's render, wherever it was computed.
+        Rendering is a pure function of the state. A new document that applied
+        one full update encodes back to that update's bytes, so the check is a
+        comparison of bytes; a document changed since (a repair on adoption)
+        keeps rendering for itself.
         """
-        state = self.encoded()  # also forgets what was read before the last change
-        if hashlib.sha256(state).digest() != state_sha256:
-            return False
+        if self.encoded() != state:
+            return
+        self._fresh()
         self._cache["render"] = text
-        return True
 
     def _render(self) -> str | None:
         found = self.geneses()
@@ -507,15 +508,14 @@ def own_cells(item: ItemDoc, writer: str) -> dict[str, Any]:
     return {k: v for k, v in cells.items() if k.endswith(suffix)}
 
 
-def render_update(update: bytes) -> tuple[bytes, str | None]:
-    """The state a new document holds after ``update``, and its render.
+def render_new(update: bytes) -> str | None:
+    """The render of a new document after ``update`` (see ``ItemDoc.take_render``).
 
-    Raises ValueError for an update that does not decode. For rendering away
-    from the document that will hold the update (see ``ItemDoc.take_render``).
+    Raises ValueError for an update that does not decode.
     """
     item = ItemDoc.new(0)
     item.doc.apply_update(update)
-    return item.encoded(), item.render()
+    return item._render()
 
 
 def field_index_of(state: bytes) -> fields.FieldIndex:
