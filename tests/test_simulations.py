@@ -38,7 +38,7 @@ SOAK_SEEDS = range(10_000, 10_600)
 
 KNOWN_FAILING: dict[int, tuple[str, ...]] = {}
 """Seed -> what it reports today, on the op mix with ``stale_save`` (B1-B33, B43, B45 and
-B46-B49 are fixed; none is open at the moment; on the mix before it, ``--old-ops``, no CI
+B46-B51 are fixed; none is open at the moment; on the mix before it, ``--old-ops``, no CI
 seed fails either). See simulations/README.md."""
 
 
@@ -382,6 +382,21 @@ def test_b56_the_users_copy_alike_to_both_by_lines_and_ours_half_saved() -> None
     ours moved; ours, half-way through a delete-and-recreate save, was written over, and
     the landed save replaced the copy's tag (seen first as a second file of the id)."""
     result = run_seed(99, 5, 50)
+    assert result.ok, _explain(result)
+
+
+def test_b50_a_save_landing_where_the_item_came_back() -> None:
+    """Seed 327 (not a CI seed; smallest 5 x 81): a rename moved the item while its file
+    was half-way through a delete-and-recreate save, another brought it back and our write
+    landed in the gap; the save, diffed against that write, deleted peers' lines."""
+    result = run_seed(327, 5, 81)
+    assert result.ok, _explain(result)
+
+
+def test_b51_a_file_written_back_then_renamed_by_a_peer() -> None:
+    """Seed 271 (not a CI seed; smallest 5 x 41): B48's written-back file, moved by a
+    peer's rename before the user's move of the old file was read."""
+    result = run_seed(271, 5, 41)
     assert result.ok, _explain(result)
 
 

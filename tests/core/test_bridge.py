@@ -878,3 +878,62 @@ def test_the_file_awaited_for_its_save_is_written_when_its_grace_ends() -> None:
     assert [e.relpath for e in effects if isinstance(e, b.WriteFile)] == ["moved.md"]
     assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["user.md"]
     assert bridge.deadline_ms() is None
+
+
+def test_a_save_landing_where_the_item_came_back_merges_from_what_the_path_held() -> None:
+    """B50 (seed 327, smallest 5 x 81): a peer's rename moved the item while the user was
+    saving its file by delete-and-recreate; another rename brought it back, and our write
+    landed in the save's gap. The save, diffed against what we wrote, deleted a peer's
+    line it never showed."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    _remote_rename(bridge, "a.md")
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 3", "line 3 peer"), path="t1.md")
+    back = bridge.on_remote("t1", "peer-b")
+    assert [(e.relpath, e.expect) for e in back if isinstance(e, b.WriteFile)] == [("t1.md", None)]
+    _carry_out(bridge, back)
+    saved = LINES.replace("line 0", "line 0 user")  # the save, made before the item left
+    bridge.on_file("t1.md", saved.encode(), 4000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.render() == saved.replace("line 3", "line 3 peer")
+
+
+def test_a_save_of_what_we_wrote_where_the_item_came_back_is_a_plain_save() -> None:
+    """B50's limit: a save made on what we wrote there (closer to it) is merged as usual."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    _remote_rename(bridge, "a.md")
+    bridge.before_remote("t1")
+    peer = LINES.replace("line 1", "line 1 peer").replace("line 3", "line 3 peer")
+    _remote_edit(bridge, peer, path="t1.md")
+    _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
+    saved = peer.replace("line 3 peer", "line 3")  # the user took the peer's line back
+    bridge.on_file("t1.md", saved.encode(), 4000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.render() == saved
+
+
+def test_a_file_written_back_then_renamed_by_a_peer_gives_way_to_the_users_move() -> None:
+    """B51 (seed 271, smallest 5 x 41): as B48, but a peer's rename moved the file we
+    wrote back before the user's copy was read; the copy was a second file of the id."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", None, 2000) == []
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 3", "line 3 peer"))
+    assert bridge.on_remote("t1", "peer-b") == []
+    _carry_out(bridge, bridge.tick(2000 + bridge.delete_grace_ms))
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 3", "line 3 peer"), path="other.md")
+    _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
+    assert bridge.path_of("t1") == "other.md"
+    moved = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("new.md", moved.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["other.md"]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.render() == moved.replace("line 3", "line 3 peer")

@@ -185,6 +185,10 @@ class Bridge:
     """Files we wrote for a peer's rename, missing when the user's own copy took the
     item: relpath -> (key, the state the file showed, until when a save may bring it
     back). One that comes back was being saved: merged, then removed."""
+    reused: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    """Paths an item came back to, written while their departed entry was open: relpath
+    -> (key, the state the path held when the item left it). The next save there may
+    have been made on that state (B50). Not stored: such a save lands within moments."""
     revived: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
     """Items that outlived a delete their grace decided, their file written back: key ->
     (digest we wrote, the state the file showed when it went). It may have moved unread:
@@ -260,6 +264,7 @@ class Bridge:
         self.seen.pop(key, None)
 
     def _depart(self, relpath: str, key: str, state: bytes | None) -> None:
+        self.reused.pop(relpath, None)
         self.departed.pop(relpath, None)
         self.departed[relpath] = (key, state)
         while len(self.departed) > MAX_DEPARTED:
@@ -468,6 +473,7 @@ class Bridge:
         item = self.repo.get(key)
         before = item.frontmatter() if item is not None and item.alive() else None
         old_path = item.path() if item is not None else None
+        self._reused_base(key, relpath, parsed)
         base = self.base.pop(key, None)
         result = self._merge_save(key, relpath, parsed, now_ms, base)
         self.disk.set(relpath, FileRecord(key, digest))
@@ -483,6 +489,21 @@ class Bridge:
             self._keep_file_state(key, result)
             effects += self.on_remote(key, FILE_ORIGIN)
         return effects
+
+    def _reused_base(self, key: str, relpath: str, parsed: codec.ParsedItem) -> None:
+        """A save of a path the item came back to: based on what the path held when the
+        item left it, when it is closer to that than to what we wrote there (B50).
+
+        An editor open on the path saved it (a delete-and-recreate save half-way, or a
+        stale buffer) while the item was away; our write landed in the save's gap, and
+        the save, diffed against what we wrote, deleted what it never showed.
+        """
+        reused = self.reused.pop(relpath, None)
+        if reused is None or reused[0] != key:
+            return
+        ours = self.base.get(key) or self.repo.encoded(key)
+        if ours is None or _closer(codec.render(parsed), reused[1], ours):
+            self.base[key] = reused[1]
 
     def _merge_save(
         self, key: str, relpath: str, parsed: codec.ParsedItem, now_ms: int, base: bytes | None
@@ -725,7 +746,13 @@ class Bridge:
         digest = content_hash(data)
         effects: list[Effect] = []
         self.moving.pop(key, None)  # a move left unfinished (removal refused too often)
-        self.departed.pop(relpath, None)  # the path is in use again
+        left = self.departed.pop(relpath, None)  # the path is in use again
+        if left is not None and left[0] == key and left[1] is not None:
+            # The item is back at a path it left: a save there may be on its way,
+            # made on what the path held then (B50).
+            self.reused[relpath] = (key, left[1])
+            while len(self.reused) > MAX_DEPARTED:
+                del self.reused[next(iter(self.reused))]
         record = self.disk.get(relpath)
         if record is not None and record.digest == digest:
             self._reads_as_document(key)
@@ -737,7 +764,11 @@ class Bridge:
             if stray is not None:
                 # Still the file we wrote, to give way when the user's copy turns up.
                 self.strays[key] = (digest, stray[1])
-            self._rewrote(key, relpath, old_path, digest)
+            revived = self.revived.get(key)
+            if revived is not None:
+                # Still ours to give way to the user's move, here or at a peer's new
+                # path (B51); the likeness test keeps a much later file out (B48).
+                self.revived[key] = (digest, revived[1])
             effects.append(Tracked(relpath, key, digest))
             kind: EventKind = "modified" if record else "created"
             if old_path is not None and old_path != relpath:
@@ -749,16 +780,6 @@ class Bridge:
                 self.moving[key] = old_path
                 effects += [RemoveFile(old_path, gone.digest, key), Untracked(old_path)]
         return effects
-
-    def _rewrote(self, key: str, relpath: str, old_path: str | None, digest: str) -> None:
-        """A written-back file (B48) rewritten in place is still ours; moved, it is not."""
-        revived = self.revived.get(key)
-        if revived is None:
-            return
-        if old_path in (None, relpath):
-            self.revived[key] = (digest, revived[1])
-        else:
-            del self.revived[key]
 
     def _remove(self, key: str, old_path: str | None, origin: str) -> list[Effect]:
         record = self.disk.pop(old_path) if old_path is not None else None
