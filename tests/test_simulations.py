@@ -36,19 +36,10 @@ CI_PEERS = 5
 CI_OPS = 100
 SOAK_SEEDS = range(10_000, 10_600)
 
-KNOWN_FAILING: dict[int, tuple[str, ...]] = {
-    11: ("lost-edit",),
-    31: ("diverged",),
-    85: ("diverged",),
-    94: ("diverged",),
-    167: ("diverged",),
-    181: ("diverged",),
-    184: ("diverged",),
-    186: ("diverged",),
-}
-"""Seed -> what it reports today, on the op mix with ``stale_save`` (B1-B33, B43 and B45
-are fixed; these are open, all found since that op came; on the mix before it,
-``--old-ops``, no CI seed fails). See simulations/README.md."""
+KNOWN_FAILING: dict[int, tuple[str, ...]] = {}
+"""Seed -> what it reports today, on the op mix with ``stale_save`` (B1-B33, B43, B45,
+B46-B49 and B55-B56 are fixed; none is open at the moment; on the mix before it,
+``--old-ops``, no CI seed fails either). See simulations/README.md."""
 
 
 @pytest.fixture(autouse=True)
@@ -338,6 +329,44 @@ def test_b45_an_own_save_sent_before_it_was_durable_is_not_lost() -> None:
     """Sent to a peer, then lost by a power cut: set again at start-up under the same
     writer, it was a concurrent set of one cell and Yjs kept the older value."""
     _bug(158, 5, 100)
+
+
+def test_b46_a_stale_editor_saving_the_old_path_of_a_rename_twice() -> None:
+    """Found with the ``stale_save`` op (CI seed 51): the stale editor's first save of the
+    old path was merged and removed; its second save was a second file claiming the id."""
+    result = run_seed(51, 2, 22)
+    assert result.ok, _explain(result)
+
+
+def test_b47_a_stale_editor_saving_a_file_a_peers_delete_removed() -> None:
+    """Found with the ``stale_save`` op (CI seed 11; 51 at 5 x 50): a peer's delete removed
+    the open file, a concurrent edit revived the item at another path, and the editor's
+    save of the old path was a second file claiming the id (edits lost)."""
+    result = run_seed(11, 5, 42)
+    assert result.ok, _explain(result)
+
+
+def test_b48_a_move_seen_only_after_the_old_paths_delete_grace() -> None:
+    """Found with the ``stale_save`` op (CI seed 31): the moved file was read missing all
+    through the old path's grace; the delete lost to a peer's edit, the old file was written
+    back, and the moved copy was a second file claiming the id."""
+    result = run_seed(31, 5, 42)
+    assert result.ok, _explain(result)
+
+
+def test_b49_a_stale_save_of_the_old_path_renamed_before_it_was_read() -> None:
+    """Found with the ``stale_save`` op (CI seed 94, no smaller reproduction found): the
+    stale editor's save of the old path was renamed by the user before the node read it;
+    the moved save was a second file claiming the id."""
+    result = run_seed(94, 5, 100)
+    assert result.ok, _explain(result)
+
+
+def test_b49_a_moved_stale_save_is_not_taken_for_the_users_copy_of_a_stray() -> None:
+    """CI seed 85 (no smaller reproduction found): such a moved stale save, read before the
+    user's copy of a later old path, was taken for that copy and undid a peer's line."""
+    result = run_seed(85, 5, 100)
+    assert result.ok, _explain(result)
 
 
 def test_b55_a_stale_save_landing_during_a_same_edit_counts_as_a_third_edit() -> None:

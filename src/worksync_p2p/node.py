@@ -54,6 +54,7 @@ STRAYS_META = "bridge-strays"
 DEPARTED_META = "bridge-departed"
 LEFTOVERS_META = "bridge-leftovers"
 RETURNING_META = "bridge-returning"
+REVIVED_META = "bridge-revived"
 CLIENT_ID_BITS = 32
 """A fresh Yjs client id per run, as Yjs clients do: reusing one after a crash
 that lost its last update would make two different operations share an id."""
@@ -406,6 +407,7 @@ class LocalNode:
         self.bridge.seen.update(_load_bases(self.store, SEEN_META))
         self.bridge.strays.update(_load_pairs(self.store, STRAYS_META))
         self.bridge.departed.update(_load_pairs(self.store, DEPARTED_META))
+        self.bridge.revived.update(_load_pairs(self.store, REVIVED_META))
         self.bridge.leftovers.update(_load_leftovers(self.store))
         # The grace starts again: a save half-way at the stop may land only now.
         due = self.clock() + self.bridge.delete_grace_ms
@@ -554,11 +556,12 @@ class LocalNode:
         based on what the file showed. Strays: a user's move seen only after a
         restart still finds the file we wrote for a peer's rename as ours to give
         way. Departed: an editor still open on a moved file may save it after a
-        restart. Leftovers: the half-saved old file of a move is still merged.
-        Returning: a file leaving the item (the file we wrote, giving way to the
-        user's copy; the item's other file, when it came back to an old path) is
-        merged from its own state, not the item's base, when its save lands after
-        a restart.
+        restart. Revived: a file written back when its item outlived a delete still
+        gives way to the user's move of it, read after a restart. Leftovers: the
+        half-saved old file of a move is still merged. Returning: a file leaving
+        the item (the file we wrote, giving way to the user's copy; the item's
+        other file, when it came back to an old path) is merged from its own
+        state, not the item's base, when its save lands after a restart.
         """
         bridge = self.bridge
         return [
@@ -566,6 +569,7 @@ class LocalNode:
             (SEEN_META, bridge.seen, _states_blob),
             (STRAYS_META, bridge.strays, _dump_pairs),
             (DEPARTED_META, bridge.departed, _dump_pairs),
+            (REVIVED_META, bridge.revived, _dump_pairs),
             (LEFTOVERS_META, bridge.leftovers, _json_blob),
             (RETURNING_META, bridge.returning, _dump_returning),
         ]

@@ -682,6 +682,154 @@ def test_a_stale_editor_saving_the_old_path_of_a_renamed_then_deleted_item_reviv
     assert item.render() == saved.replace("line 3", "line 3 peer")
 
 
+def _carry_out(bridge: b.Bridge, effects: list[b.Effect]) -> None:
+    """The node's part: every write and removal lands."""
+    for effect in effects:
+        if isinstance(effect, b.WriteFile):
+            bridge.wrote(effect.key, effect.relpath)
+        elif isinstance(effect, b.RemoveFile):
+            bridge.removed(effect.relpath, effect.key)
+
+
+def test_a_stale_editor_saving_the_old_path_twice_merges_both_saves() -> None:
+    """B46 (CI seed 51, smallest 2 x 22): the editor still open on the old path of a
+    peer's rename saved it, was merged and removed, then saved again. The second
+    save was a second file claiming the id: reported, never synced."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    _remote_rename(bridge, "moved.md", LINES)
+    first = LINES.replace("line 0", "line 0 user")
+    _carry_out(bridge, bridge.on_file("t1.md", first.encode(), 2000))
+    bridge.before_remote("t1")
+    _remote_edit(bridge, first.replace("line 3", "line 3 peer"), path="moved.md")
+    _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
+    second = first.replace("line 1", "line 1 again")
+    effects = bridge.on_file("t1.md", second.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.render() == second.replace("line 3", "line 3 peer")
+    assert bridge.path_of("t1") == "moved.md"
+
+
+def test_a_stale_editor_saving_a_file_a_peer_deleted_edits_the_item_an_edit_revived() -> None:
+    """B47 (CI seeds 11 and 51 at 5 x 50): a peer's delete removed the file while an
+    editor was open on it; a concurrent rename revived the item at another path, and
+    the editor's save of the old path was a second file claiming the id."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    before = item.doc.get_update()
+    deleter = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
+    deleter.load("t1", before)
+    deletion = deleter.delete("t1", 3000)
+    renamer = Repo(Writer("peer-c", Hlc("peer-c"), 0), 98)
+    renamer.load("t1", before)
+    moved = LINES.replace("line 3", "line 3 peer")
+    rename = renamer.ingest("t1", "moved.md", codec.parse(moved.encode(), "moved.md"), 3000)
+    assert deletion is not None
+    assert rename.update is not None
+    for update in (deletion, rename.update):
+        bridge.before_remote("t1")
+        item.apply_remote(update)
+        _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
+    assert item.alive()
+    assert bridge.path_of("t1") == "moved.md"
+    saved = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("t1.md", saved.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    assert item.render() == saved.replace("line 3", "line 3 peer")
+
+
+def test_a_move_seen_only_after_its_delete_grace_takes_the_item_from_the_file_written_back() -> (
+    None
+):
+    """B48 (CI seed 31, smallest 5 x 42): the user moved the file and kept saving the new
+    one by delete-and-recreate, so the watcher only ever read it missing; the old path's
+    grace ran out, the delete lost to a peer's edit and the file was written back. The
+    moved copy, read at last, was a second file claiming the id: never synced."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", None, 2000) == []  # moved; the new path not read yet
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 3", "line 3 peer"))
+    assert bridge.on_remote("t1", "peer-b") == []  # the missing file awaits its grace
+    back = bridge.tick(2000 + bridge.delete_grace_ms)
+    assert [e.relpath for e in back if isinstance(e, b.WriteFile)] == ["t1.md"]
+    _carry_out(bridge, back)
+    moved = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("new.md", moved.encode(), 2400)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.alive()
+    assert item.render() == moved.replace("line 3", "line 3 peer")
+    assert bridge.path_of("t1") == "new.md"
+
+
+def test_a_stale_save_of_the_old_path_moved_before_it_was_read_takes_the_item() -> None:
+    """B49 (CI seed 94): the editor still open on the old path of a peer's rename saved
+    it, and the user renamed that file before the node read it. The moved save was a
+    second file claiming the id: never synced."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    _remote_rename(bridge, "moved.md", LINES.replace("line 3", "line 3 peer"))
+    assert bridge.on_file("t1.md", None, 4000) == []  # saved back, then renamed: gone
+    saved = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("user.md", saved.encode(), 4010)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["moved.md"]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.render() == saved.replace("line 3", "line 3 peer")
+    assert bridge.path_of("t1") == "user.md"
+
+
+def test_a_copy_of_the_item_unlike_its_old_path_is_still_a_second_file() -> None:
+    """B49's limit: only a file closer to what the old path held than to the item's file
+    is taken for a save of that path; a copy of the item's file stays a duplicate."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    peer = LINES.replace("line 1", "line 1 peer").replace("line 2", "line 2 peer")
+    _remote_rename(bridge, "moved.md", peer)
+    effects = bridge.on_file("copy.md", peer.replace("line 3", "line 3 copy").encode(), 4010)
+    assert [e.relpath for e in effects if isinstance(e, b.Report)] == ["copy.md"]
+    assert bridge.path_of("t1") == "moved.md"
+
+
+def test_a_moved_stale_save_is_not_taken_for_the_users_copy_of_a_stray() -> None:
+    """B49, CI seed 85: a stale save of an old path, renamed before it was read, came in
+    before the user's copy of a later old path (a stray). Taken for that copy, it was
+    merged from the state the copy held and undid a peer's line it never showed."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    _remote_rename(bridge, "a.md")  # t1.md departs, as the stale editor saw it
+    peer = LINES.replace("line 3", "line 3 peer")
+    bridge.before_remote("t1")
+    _remote_edit(bridge, peer, path="b.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    bridge.wrote("t1", write.relpath)
+    assert bridge.on_remove_refused("a.md", "t1", None, 2000) == []  # the user moved a.md
+    stale = LINES.replace("line 0", "line 0 stale")
+    effects = bridge.on_file("stale.md", stale.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    _carry_out(bridge, effects)
+    users = LINES.replace("line 1", "line 1 user")  # their copy of a.md
+    effects = bridge.on_file("user.md", users.encode(), 4010)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    for line in ("line 0 stale", "line 1 user", "line 3 peer"):
+        assert line in text
+
+
 TAGGED = "---\nid: t1\ntags: [a]\n---\nline 0\nline 1\n"
 
 

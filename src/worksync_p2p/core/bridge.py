@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -188,6 +187,10 @@ class Bridge:
     awaited: set[str] = field(default_factory=set)
     """Those of ``returning`` seen missing (a save may be half-way): nothing is written
     there until the save lands or the grace ends. Not stored: a restart writes at once."""
+    revived: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
+    """Items that outlived a delete their grace decided, their file written back: key ->
+    (digest we wrote, the state the file showed when it went). It may have moved unread:
+    that copy takes the item when it turns up (B48)."""
     seen: dict[str, bytes] = field(default_factory=dict)
     """Items whose file reads as the document, though field values that lost to the
     file's arrived since it was written: key -> the state whose values it showed."""
@@ -434,18 +437,14 @@ class Bridge:
     ) -> list[Effect]:
         key = naming.item_key(parsed.fields, relpath)
         owner = self.path_of(key)
+        if owner == relpath:
+            self.revived.pop(key, None)  # saved by the user: theirs now, not what we wrote
         effects: list[Effect] = []
         if owner is not None and owner != relpath and owner not in self.pending_delete:
             ours = self.base.get(key) or self.repo.encoded(key)  # what the file we wrote shows
-            if not self._ours_to_yield(key, owner):
-                stray = self.strays.get(key)
-                if stray is not None and stray[0] == digest:
-                    # Exactly the file we wrote, moved by the user as their own copy took
-                    # the item: it holds nothing the item lacks. It goes.
-                    del self.strays[key]
-                    return [RemoveFile(relpath, digest, key)]
-                self.duplicates[relpath] = key
-                return self._report(relpath, f"id {key!r} is already used by {owner}; not synced")
+            kept_out = self._second_file(relpath, key, owner, parsed, digest)
+            if kept_out is not None:
+                return kept_out
             # The user moved the file while a peer's rename was being written:
             # the file we wrote for the peer's path gives way to the user's.
             gone = self.disk.pop(owner)
@@ -538,6 +537,61 @@ class Bridge:
         self.awaited.add(owner)
         self._ours_to_yield(key, owner)
 
+    def _second_file(
+        self, relpath: str, key: str, owner: str, parsed: codec.ParsedItem, digest: str
+    ) -> list[Effect] | None:
+        """A file claiming ``key``, held by ``owner``: its effects when it stays out of the
+        item, None when ``owner`` gives way to it."""
+        stray = self.strays.get(key)
+        if stray is not None and stray[0] == digest:
+            # Exactly the file we wrote, moved by the user as their own copy took
+            # the item: it holds nothing the item lacks. It goes.
+            del self.strays[key]
+            return [RemoveFile(relpath, digest, key)]
+        if self._yields_to(key, owner, parsed):
+            return None
+        self.duplicates[relpath] = key
+        return self._report(relpath, f"id {key!r} is already used by {owner}; not synced")
+
+    def _yields_to(self, key: str, owner: str, parsed: codec.ParsedItem) -> bool:
+        """Whether ``owner``, the item's file, gives way to the new file claiming ``key``
+        (the base is then the state the new file was saved on)."""
+        departed = self._departed_copy(key, owner, codec.render(parsed))
+        if departed is not None:
+            del self.departed[departed[0]]
+            self.base[key] = departed[1]
+            return True
+        return self._ours_to_yield(key, owner) or self._revived_copy(key, owner, parsed)
+
+    def _departed_copy(self, key: str, owner: str, text: str) -> tuple[str, bytes] | None:
+        """The old path (and its state) the new file is a save of, moved before we read it:
+        a stale editor saved the old path of a peer's rename, then the user renamed that
+        file (B49). None unless the file is closer to that state than to ``owner``'s, or
+        to the state a user's copy of ``owner`` (a stray, B48's written-back file) holds.
+
+        It is the user's rename of the item, later than the peer's: the item moves to
+        it, merged from that state, and ``owner`` gives way (its removal, refused when it
+        was saved meanwhile, merges that save too). Taken for a second file of the id,
+        the save was never synced; taken for the stray's copy, it was merged from the
+        state that copy held, and undid lines it never showed (CI seed 85).
+        """
+        held = [(p, state) for p, (k, state) in self.departed.items() if k == key and state]
+        if not held:
+            return None
+        rivals = [self.base.get(key) or self.repo.encoded(key)]
+        record = self.disk.get(owner)
+        for entry in (self.strays.get(key), self.revived.get(key)):
+            if entry is not None and record is not None and entry[0] == record.digest:
+                rivals.append(entry[1])
+        lines = text.splitlines()
+        bar = max(_likeness(lines, state) for state in rivals if state is not None)
+        best: tuple[float, str, bytes] | None = None
+        for relpath, state in reversed(held):  # the latest departure wins a tie
+            score = _likeness(lines, state)
+            if score > bar and (best is None or score > best[0]):
+                best = (score, relpath, state)
+        return None if best is None else (best[1], best[2])
+
     def _ours_to_yield(self, key: str, owner: str) -> bool:
         """Whether ``owner`` is a file we wrote while the user's copy went missing."""
         stray = self.strays.get(key)
@@ -567,13 +621,48 @@ class Bridge:
             if base is not None:
                 self.base[record.key] = base
             effects += self.on_remote(record.key, FILE_ORIGIN)
+            self._written_back(record.key, base)
         return effects
+
+    def _written_back(self, key: str, base: bytes | None) -> None:
+        """The item outlived a delete its grace decided, and its file is written again.
+
+        The file may not have been deleted but moved, its new path unread all grace
+        long (saved again and again by delete-and-recreate, say): when that copy
+        turns up it is the user's, saved on ``base``, and the file we wrote gives
+        way to it (B48). Taken for a second file of the id, it was never synced.
+        """
+        relpath = self.disk.path_of(key)
+        record = self.disk.get(relpath) if relpath is not None else None
+        if record is not None and base is not None:
+            self.revived[key] = (record.digest, base)
+
+    def _revived_copy(self, key: str, owner: str, parsed: codec.ParsedItem) -> bool:
+        """Whether the file claiming ``key`` is the user's move of the file that ``owner``
+        replaced when the item outlived its delete: then the file we wrote gives way.
+
+        Only while ``owner`` holds what we wrote, and only a copy closer to the state the
+        vanished file showed than to ours: a file that turns up later with the id (a
+        stale editor's save, another move) is not that move, and merged from that old
+        state it doubled the text it never showed (CI seed 94).
+        """
+        entry = self.revived.get(key)
+        record = self.disk.get(owner)
+        if entry is None or entry[1] is None or record is None or record.digest != entry[0]:
+            return False
+        ours = self.base.get(key) or self.repo.encoded(key)
+        if ours is None or not _closer(codec.render(parsed), entry[1], ours):
+            return False
+        del self.revived[key]
+        self.base[key] = entry[1]  # the user's copy was saved on this state
+        return True
 
     def _delete_item(self, key: str, relpath: str, now_ms: int, origin: str) -> list[Effect]:
         # Delete as of the state the file was in when it went: edits that came
         # from peers since are concurrent with the delete, and they win.
         base = self.base.pop(key, None)
         self.seen.pop(key, None)
+        self.revived.pop(key, None)
         if base is not None:
             update = self.repo.delete_from(key, base, now_ms)
         else:
@@ -647,6 +736,7 @@ class Bridge:
             if stray is not None:
                 # Still the file we wrote, to give way when the user's copy turns up.
                 self.strays[key] = (digest, stray[1])
+            self._rewrote(key, relpath, old_path, digest)
             effects.append(Tracked(relpath, key, digest))
             kind: EventKind = "modified" if record else "created"
             if old_path is not None and old_path != relpath:
@@ -659,10 +749,24 @@ class Bridge:
                 effects += [RemoveFile(old_path, gone.digest, key), Untracked(old_path)]
         return effects
 
+    def _rewrote(self, key: str, relpath: str, old_path: str | None, digest: str) -> None:
+        """A written-back file (B48) rewritten in place is still ours; moved, it is not."""
+        revived = self.revived.get(key)
+        if revived is None:
+            return
+        if old_path in (None, relpath):
+            self.revived[key] = (digest, revived[1])
+        else:
+            del self.revived[key]
+
     def _remove(self, key: str, old_path: str | None, origin: str) -> list[Effect]:
         record = self.disk.pop(old_path) if old_path is not None else None
         if old_path is None or record is None:
             return []
+        # An editor still open on the file may save it after the delete: an edit the
+        # delete had not seen, made on what the file showed (B47).
+        self._depart(old_path, key, self.base.get(key))
+        self.revived.pop(key, None)
         return [
             RemoveFile(old_path, record.digest, key),
             Untracked(old_path),
@@ -760,6 +864,9 @@ class Bridge:
             effects += self._stays(relpath, key, digest, result, shown=shown, now_ms=now_ms)
         else:
             effects.append(RemoveFile(relpath, digest, key))
+            # The editor that saved it is still open on this path and may save it
+            # again: that save too is based on what this one showed (B46).
+            self._depart(relpath, key, result.file_state or self.repo.encoded(key))
         return effects + self.on_remote(key, FILE_ORIGIN)
 
     def _stays(
@@ -797,23 +904,27 @@ def _closer(text: str, first: bytes, second: bytes) -> bool:
     line both changed) is decided by characters: taken for ``second`` by default, a
     copy saved on ``first`` was diffed from the other and undid its change (B56).
     """
-    one, other = _render_state(first), _render_state(second)
     lines = text.splitlines()
-    by_lines = _likeness(lines, one.splitlines()), _likeness(lines, other.splitlines())
+    by_lines = _likeness(lines, first), _likeness(lines, second)
     if by_lines[0] != by_lines[1]:
         return by_lines[0] > by_lines[1]
-    return _likeness(text, one) > _likeness(text, other)
+
+    def by_chars(state: bytes) -> float:
+        # No junk heuristic: a long text's spaces and common letters count like the rest.
+        return difflib.SequenceMatcher(None, text, _render_state(state), autojunk=False).ratio()
+
+    return by_chars(first) > by_chars(second)
+
+
+def _likeness(lines: list[str], state: bytes) -> float:
+    """How alike ``lines`` and the rendering of ``state`` are, line by line (0 to 1)."""
+    return difflib.SequenceMatcher(None, lines, _render_state(state).splitlines()).ratio()
 
 
 def _render_state(state: bytes) -> str:
     item = ItemDoc.new(0)
     item.doc.apply_update(state)
     return item.render() or ""
-
-
-def _likeness(a: Sequence[str], b: Sequence[str]) -> float:
-    # No junk heuristic: a long text's spaces and common letters count like the rest.
-    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
 def _told(
