@@ -8,6 +8,10 @@ from the state that file showed, not from the store's newer one (the chaos
 run's seed 7: a tag held in the store and missing from the file for good, a
 claim replaced without a conflict).
 
+Also the other windows where a save could reach no store: one landing on our
+write before the record takes the file's stat, one made as the daemon stops,
+and a stop during start-up.
+
 Real processes: ``tests/crash_child.py`` runs the node and kills itself with
 SIGKILL at the file write; the next start is a real ``worksync-p2p up``.
 """
