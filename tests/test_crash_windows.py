@@ -8,6 +8,10 @@ from the state that file showed, not from the store's newer one (the chaos
 run's seed 7: a tag held in the store and missing from the file for good, a
 claim replaced without a conflict).
 
+Also the other windows where a save could reach no store: one landing on our
+write before the record takes the file's stat, one made as the daemon stops,
+and a stop during start-up.
+
 Real processes: ``tests/crash_child.py`` runs the node and kills itself with
 SIGKILL at the file write; the next start is a real ``worksync-p2p up``.
 """
@@ -26,6 +30,7 @@ from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core.hlc import Hlc
 from worksync_p2p.core.itemdoc import Writer
 from worksync_p2p.core.repo import Repo
+from worksync_p2p.node import _shows_the_change
 from worksync_p2p.workspace import init
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -186,3 +191,16 @@ def test_a_save_made_as_the_daemon_stops_is_in_the_store_after_the_next_start(
         assert proc.wait(UP_S) == 0, proc.stderr()
     start_and_stop(root)
     assert stored_render(root) == TEXT + USER_LINE
+
+
+def test_a_file_shows_a_change_when_it_has_more_of_its_lines_than_not() -> None:
+    """How start-up tells a power cut's landed write (base stale) from a kill's stale file."""
+    before = "a\nassignee: nobody\nb\n"
+    after = "a\nassignee: bob\nb\npeer line\n"
+    assert _shows_the_change(after + "offline line\n", before, after)  # written, then saved
+    assert not _shows_the_change(before + "offline line\n", before, after)  # never written
+    # The user replaced the very line the change set: a tie keeps the base (a conflict
+    # at worst), never drops it (the peer's value undone unseen).
+    assert not _shows_the_change(
+        "a\nassignee: alice\nb\n", "a\nassignee: nobody\nb\n", "a\nassignee: bob\nb\n"
+    )
