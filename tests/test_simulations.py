@@ -10,6 +10,7 @@ known reproduction.
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from simulations import textedit as te
 from simulations.__main__ import main
 from simulations.fakes import MemoryStore
 from simulations.memfs import MemFS
-from simulations.world import Result, run_seed
+from simulations.world import GC_YOUNG_OBJECTS, Result, rare_collections, run_seed
 from worksync_p2p.core import codec
 from worksync_p2p.core.bridge import content_hash
 from worksync_p2p.core.hlc import Hlc
@@ -53,6 +54,12 @@ def _quiet_node_logs() -> Iterator[None]:
     logger.setLevel(level)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _rare_collections() -> Iterator[None]:
+    with rare_collections():  # as ``python -m simulations run`` does
+        yield
+
+
 def _explain(result: Result) -> str:
     return "\n".join([*result.problems[:5], f"reproduce: {result.command()}"])
 
@@ -82,6 +89,20 @@ def test_same_seed_same_run() -> None:
     assert first.trace_hash == second.trace_hash
     assert first.stats == second.stats
     assert run_seed(8, 3, 60).trace_hash != first.trace_hash
+
+
+def test_collecting_garbage_less_often_changes_no_run() -> None:
+    outer = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # Python's default, under the module's fixture
+    try:
+        plain = run_seed(7, 3, 60)
+        with rare_collections():
+            assert gc.get_threshold()[0] == GC_YOUNG_OBJECTS
+            rare = run_seed(7, 3, 60)
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*outer)
+    assert rare.trace_hash == plain.trace_hash
 
 
 def test_runner_prints_hash_and_rate(capsys: pytest.CaptureFixture[str]) -> None:

@@ -54,6 +54,9 @@ GENESIS_CLIENT_BITS = 48
 
 _T = TypeVar("_T")
 
+REGISTERS = ("path", "rev")
+"""The meta registers (``<name>|<writer>`` cells)."""
+
 RENDERS_KEPT = 256
 """Renders kept by encoded state (about 4 KB each, plus the text)."""
 _RENDERS: dict[bytes, str | None] = {}
@@ -244,21 +247,22 @@ class ItemDoc:
 
     def _registers(self, name: str) -> list[Register]:
         """One meta register's live cells."""
-        return list(self._kept("registers:" + name, lambda: self._read_registers(name)))
+        return list(self._kept("registers", self._read_registers).get(name, ()))
 
-    def _read_registers(self, name: str) -> list[Register]:
+    def _read_registers(self) -> dict[str, list[Register]]:
+        """Every register's live cells, by register name, in one pass over the map."""
         meta = self._meta_items()
-        found = _geneses(meta)
+        found = self._kept("geneses", lambda: _geneses(meta))
         active = found[-1] if found else None
-        out = []
+        out: dict[str, list[Register]] = {}
         for key, raw in meta.items():
-            if not key.startswith(name + "|"):
+            name, bar, writer = key.partition("|")
+            if not bar or name not in REGISTERS:
                 continue
-            writer = key[len(name) + 1 :]
             if writer.startswith(fields.GENESIS_PREFIX) and writer[2:] != active:
                 continue
             try:
-                out.append(_register(key, raw, writer))
+                out.setdefault(name, []).append(_register(key, raw, writer))
             except (ValueError, IndexError, KeyError, TypeError):
                 continue  # not our schema: a buggy or hostile client wrote it; ignore it
         return out
