@@ -150,6 +150,7 @@ class LocalNode:
 
     def _receive(self, key: str, update: bytes, origin: str) -> None:
         if self._apply_and_store(key, update):
+            self.store.sync_ahead()  # on disk while the file is rendered; its write waits for it
             self.execute(self.bridge.on_remote(key, origin))
             self._save_bases()
 

@@ -113,6 +113,13 @@ class Store(Protocol):
         """
         ...
 
+    def sync_ahead(self) -> None:
+        """Start what ``sync`` does without waiting for the disk; only ``sync`` promises it.
+
+        Inside a batch, the writes so far are committed first, as by ``sync``.
+        """
+        ...
+
     def close(self) -> None:
         """Release the store; idempotent. Any other call afterwards is an error."""
         ...

@@ -23,7 +23,7 @@ import stat as stat_module
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,10 +155,10 @@ def write_if(
     ``durable`` is the caller's step that must be on disk before the new text
     can be seen under any name (the node's store sync: a file that outlived
     its update in a power cut would be taken for the user's edit). It runs
-    once the text is checked and written, only when it is about to be put in
-    place, and while the text's own fsync runs on a thread, so the two flushes
-    overlap; the text is then in a file without a name (``O_TMPFILE``) until
-    both are done. Where the system has no such files, ``durable`` runs first.
+    once the text is checked, written and fsynced, only when it is about to
+    be put in place; a caller that started its flush ahead has it overlap
+    the text's. Until both are done the text is in a file without a name
+    (``O_TMPFILE``). Where the system has no such files, ``durable`` runs first.
     ``before_swap`` runs between the check and the swap (a test's seam for a
     user saving in that window).
     """
@@ -235,16 +235,11 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _fsync_beside(fd: int, durable: Callable[[], object] | None) -> None:
-    """fsync ``fd`` while ``durable`` runs here: the disk flushes both at once."""
-    if durable is None:
-        os.fsync(fd)
-        return
-    flushing = _pool().submit(os.fsync, fd)
-    try:
+    """fsync ``fd``, then ``durable``: a flush the caller started ahead (the node's
+    ``Store.sync_ahead``) has been running meanwhile, so the two overlap."""
+    os.fsync(fd)
+    if durable is not None:
         durable()
-    finally:
-        wait([flushing])  # the caller closes ``fd`` only once its fsync is done
-    flushing.result()
 
 
 def _write_named_temp(temp: Path, data: bytes, mode: int) -> os.stat_result:
