@@ -138,9 +138,10 @@ class FieldIndex:
     def of(cls, cells: Mapping[str, Any], active_genesis: str | None) -> FieldIndex:
         """The index of cells already read (``map_items``)."""
         index = cls(active_genesis)
+        stamps: dict[tuple[int, int, str], Stamp] = {}
         for key, raw in cells.items():
             try:
-                index._add(key, raw)
+                index._add(key, raw, stamps)
             except (ValueError, IndexError, KeyError, TypeError, AttributeError):
                 # A cell that does not follow the schema came from a buggy or
                 # hostile client: it is not part of the item, and must not
@@ -148,7 +149,10 @@ class FieldIndex:
                 index.malformed += 1
         return index
 
-    def _add(self, key: str, raw: str) -> None:
+    def _add(self, key: str, raw: str, stamps: dict[tuple[int, int, str], Stamp]) -> None:
+        """One cell into the index; ``stamps`` shares equal stamps (immutable) between
+        cells: a genesis writes all of its cells with one, and making one costs more
+        than finding it."""
         split = key.rindex("]") + 1
         path = _field_path(key[:split])
         kind, rest = key[split], key[split + 1 :]
@@ -160,7 +164,10 @@ class FieldIndex:
             decoded = _UNDECODED
             if value not in _NODES:
                 decoded = values.from_json(data[3])  # refuses a tag that does not decode
-            stamp = Stamp(int(data[0]), int(data[1]), rest)
+            when = (int(data[0]), int(data[1]), rest)
+            stamp = stamps.get(when)
+            if stamp is None:
+                stamp = stamps[when] = Stamp(*when)
             cell = RegisterCell(key, stamp, int(data[2]), value, decoded)
             if path not in self.registers:
                 self.registers[path] = []

@@ -244,7 +244,9 @@ class ItemDoc:
         """
         self._rendered = (state, text)
 
-    def _render(self) -> str | None:
+    def _render(self, *, once: bool = False) -> str | None:
+        """``once``: this state is rendered once only (a worker's new document),
+        so the head renders are not kept (``codec.render_head_once``)."""
         # The meta map read once for all three questions (each read is a JSON
         # round trip through Rust): which genesis, whether alive, and the fields.
         meta = fields.map_items(self._meta)
@@ -254,7 +256,8 @@ class ItemDoc:
         head, body = (str(text) for text in self._texts(found[-1]))
         resolved = fields.resolve(fields.FieldIndex.read(self._fields, found[-1]))
         frontmatter = None if head == "" and not resolved else resolved
-        return codec.render_head(head, frontmatter) + body
+        render_head = codec.render_head_once if once else codec.render_head
+        return render_head(head, frontmatter) + body
 
     def field_conflicts(self) -> Iterator[fields.FieldConflict]:
         return fields.conflicts(self.field_index())
@@ -416,7 +419,7 @@ def render_new(update: bytes) -> str | None:
     """
     item = ItemDoc.new(0)
     item.doc.apply_update(update)
-    return item._render()
+    return item._render(once=True)
 
 
 def field_index_of(state: bytes) -> fields.FieldIndex:
