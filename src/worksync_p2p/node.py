@@ -287,12 +287,25 @@ class LocalNode:
         # runs while the unnamed files are fsynced, before any gets its name.
         outcomes = self.fs.write_new_many(texts, self.store.sync)
         with self._durably():
+            records: list[tuple[str, FileRecord]] = []  # stored at once, in order
             for effects, (outcome, stat) in zip(batch, outcomes, strict=True):
-                write = effects[0]
+                write, tracked = effects[0], effects[1]
                 assert isinstance(write, br.WriteFile)
+                assert isinstance(tracked, br.Tracked)
+                if outcome is WriteOutcome.WRITTEN and stat is not None:
+                    # _settle and _track for a file whose stat the writer told.
+                    self.bridge.wrote(write.key, write.relpath)
+                    self._stats.pop(tracked.relpath, None)
+                    record = FileRecord(tracked.key, tracked.digest, stat.size, stat.mtime_ns)
+                    records.append((tracked.relpath, record))
+                    self._execute_all(effects[2:], 0)
+                    continue
+                self.store.put_files(records)  # before anything the other way stores
+                records = []
                 # A refused write (a file took the name first) goes write_if's way.
                 if self._settle(write, outcome, 0, stat):
                     self._execute_all(effects[1:], 0)
+            self.store.put_files(records)
             self._save_bases()
 
     # -- membership --------------------------------------------------------
