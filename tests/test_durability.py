@@ -13,13 +13,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.adapters.test_store_conformance import half_synced_batch
 from tests.nodehelpers import Remote
+from worksync_p2p.adapters import files
 from worksync_p2p.adapters.files import RealFiles
 from worksync_p2p.adapters.sqlite_store import SqliteStore
+from worksync_p2p.core import codec
 from worksync_p2p.node import LocalNode
 from worksync_p2p.ports import WriteOutcome
 from worksync_p2p.workspace import init
@@ -161,3 +164,40 @@ def test_many_peer_updates_are_synced_once_for_all_their_files(tmp_path: Path) -
         assert fs.at_write[-len(names) :] == [[]] * len(names)
         for name in names:
             assert (workspace.root / f"{name}.md").read_text().endswith("theirs\n")
+
+
+def test_new_items_files_get_their_names_only_once_their_updates_are_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first sync's batch: the store's sync runs beside the files' fsyncs, and
+    returns before the first link."""
+    workspace = init(tmp_path / "b").workspace
+    with NotingStore(workspace.store_path) as store:
+        node = LocalNode(
+            workspace, workspace.load_config(), store, fs=NotingFiles(workspace.root, store)
+        )
+        node.load()
+        node.reconcile()
+        store.sync()
+        remote = Remote()
+        updates = []
+        for n in range(6):
+            parsed = codec.parse(f"---\nid: new-{n}\n---\nline {n}\n".encode(), f"new-{n}.md")
+            update = remote.repo.ingest(f"new-{n}", f"new-{n}.md", parsed, 1_000).update
+            assert update is not None
+            updates.append((f"new-{n}", update))
+        at_link: list[list[bytes]] = []
+        publish = files._publish
+
+        def noted(folder: Any, staged: Any) -> Any:
+            at_link.append(list(store.unsynced))
+            return publish(folder, staged)
+
+        monkeypatch.setattr(files, "_publish", noted)
+        before = store.syncs
+        node.receive_many(updates, remote.name)
+        assert at_link == [[]] * len(updates)
+        assert store.syncs - before == 1
+        assert sorted(p.name for p in workspace.root.glob("new-*.md")) == [
+            f"new-{n}.md" for n in range(6)
+        ]

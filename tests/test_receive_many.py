@@ -65,6 +65,8 @@ def test_a_batch_of_new_items_is_written_whole_and_recorded(node: LocalNode) -> 
     assert sorted(records) == sorted(f"item-{n}.md" for n in range(COUNT))
     for relpath, record in records.items():
         assert record.digest == content_hash((node.root / relpath).read_bytes())
+        on_disk = (node.root / relpath).stat()  # what start-up compares to skip the file
+        assert (record.size, record.mtime_ns) == (on_disk.st_size, on_disk.st_mtime_ns)
     assert sorted(node.store.keys()) == sorted(key for key, _ in updates)
     assert not [p for p in os.listdir(node.root) if p.endswith(".worksync-tmp")]
 

@@ -210,10 +210,11 @@ class LocalNode:
         items new to us are adopted in one transaction and their files written
         as one batch.
 
-        Durability, in this order (each step durable before the next starts):
+        Durability, in this order (each step durable before any of the next shows):
 
-        1. the updates, in one fsynced commit (``durable_batch``): nothing the
-           store had is lost, and no file can outlive the update it renders;
+        1. the updates, in one commit, fsynced (``store.sync``) while the
+           unnamed temp files of step 2 are: nothing the store had is lost,
+           and no file can outlive the update it renders;
         2. the files, whole, under their names (``files.write_new_files``:
            temp files, one flush, then links, then the folders fsynced);
         3. their file records, in one commit.
@@ -254,7 +255,9 @@ class LocalNode:
         pool = renderpool.shared() if len(fresh) >= POOL_MIN_ITEMS else None
         pending = pool.submit([update for _, update in fresh]) if pool is not None else None
         items: list[ItemDoc] = []
-        with self.store.durable_batch():
+        # Committed here, made durable while the files' own fsyncs run (the
+        # files get their names only after both: ``_write_new``).
+        with self.store.batch():
             for key, update in fresh:
                 try:
                     items.append(self.repo.adopt(key, update))
@@ -276,6 +279,7 @@ class LocalNode:
                 self.execute(effects)
         if batch:
             self._write_new(batch)
+        self.store.sync()  # durable on return, written files or not (a no-op after them)
         return error
 
     def _write_new(self, batch: list[list[br.Effect]]) -> None:
@@ -284,15 +288,29 @@ class LocalNode:
         writes = [effects[0] for effects in batch]
         assert all(isinstance(w, br.WriteFile) for w in writes)
         texts = [(w.relpath, w.text) for w in writes if isinstance(w, br.WriteFile)]
-        self.store.sync()  # a no-op after durable_batch, unless a repair was stored since
-        outcomes = self.fs.write_new_many(texts)
+        # The store's sync (the batch's updates, and any repair stored since)
+        # runs while the unnamed files are fsynced, before any gets its name.
+        outcomes = self.fs.write_new_many(texts, self.store.sync)
         with self._durably():
+            records: list[tuple[str, FileRecord]] = []  # stored at once, in order
             for effects, (outcome, stat) in zip(batch, outcomes, strict=True):
-                write = effects[0]
+                write, tracked = effects[0], effects[1]
                 assert isinstance(write, br.WriteFile)
+                assert isinstance(tracked, br.Tracked)
+                if outcome is WriteOutcome.WRITTEN and stat is not None:
+                    # _settle and _track for a file whose stat the writer told.
+                    self.bridge.wrote(write.key, write.relpath)
+                    self._stats.pop(tracked.relpath, None)
+                    record = FileRecord(tracked.key, tracked.digest, stat.size, stat.mtime_ns)
+                    records.append((tracked.relpath, record))
+                    self._execute_all(effects[2:], 0)
+                    continue
+                self.store.put_files(records)  # before anything the other way stores
+                records = []
                 # A refused write (a file took the name first) goes write_if's way.
                 if self._settle(write, outcome, 0, stat):
                     self._execute_all(effects[1:], 0)
+            self.store.put_files(records)
             self._save_bases()
 
     # -- membership --------------------------------------------------------

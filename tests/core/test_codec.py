@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -432,3 +433,33 @@ def test_direct_construction_of_the_corpus_heads(path: Path) -> None:
     yaml_text = item.head.split("\n", 1)[1].rsplit("---", 1)[0]
     direct, generic = construct_both(yaml_text)
     assert direct == generic
+
+
+def _corpus_heads() -> list[tuple[str, dict[str, Any] | None]]:
+    out = []
+    for path in sorted(CORPUS.glob("*.md")):
+        item = parse(path.read_bytes(), path.name)
+        out.append((item.head, item.fields))
+    return out
+
+
+def test_a_head_rendered_once_is_the_head_the_cache_renders() -> None:
+    """render_head_once (a worker's new documents) skips the cache, nothing else:
+    unchanged, changed, added, removed and unreadable fields alike."""
+    cases = _corpus_heads()
+    assert cases
+    for head, fields in cases:
+        variants: list[dict[str, Any] | None] = [fields, None]
+        if fields:
+            first = next(iter(fields))
+            variants += [
+                {**fields, first: "changed"},
+                {**fields, "added_key": [1, 2.5, True]},
+                {k: v for k, v in fields.items() if k != first},
+            ]
+        for wanted in variants:
+            assert codec.render_head_once(head, wanted) == codec.render_head(head, wanted)
+    broken = "---\nstatus: open\nstatus: done\n---\n"  # the key twice, as a merge can leave
+    assert codec.render_head_once(broken, {"status": "x"}) == codec.render_head(
+        broken, {"status": "x"}
+    )

@@ -23,7 +23,7 @@ import stat as stat_module
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -457,12 +457,12 @@ class RealFiles:
         return remove_if(self.root, relpath, expect)
 
     def write_new_many(
-        self, texts: list[tuple[str, str]]
+        self, texts: list[tuple[str, str]], durable: Callable[[], object] | None = None
     ) -> list[tuple[WriteOutcome, Stat | None]]:
         """``write_new_files``, with the size and mtime of each file written (None if
         unknown); what it wrote is remembered, so reading it back costs no read."""
         made: list[Made | None] = []
-        outcomes = write_new_files(self.root, texts, made)
+        outcomes = write_new_files(self.root, texts, made, durable)
         for (relpath, text), seen in zip(texts, made, strict=True):
             if seen is not None:
                 self._made.pop(relpath, None)  # to the end: the oldest go first
@@ -506,20 +506,29 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL[1]
 
 
-def _flush(fds: list[int]) -> None:
+def _flush(fds: list[int], durable: Callable[[], object] | None = None) -> None:
     """fsync ``fds`` from a few threads at once: the journal commits them together.
 
-    Not syncfs: that would also flush every other program's dirty data on the
-    file system (and make our next file creations wait for it).
+    ``durable`` runs on this thread meanwhile (the store's sync: the disk
+    flushes it with the files). Not syncfs: that would also flush every other
+    program's dirty data on the file system (and make our next file creations
+    wait for it).
     """
-    if len(fds) <= 1:
+    if len(fds) <= 1 and durable is None:
         for fd in fds:
             os.fsync(fd)
         return
     # One task per thread, not per file: handing over a task costs more than
     # a Python loop of fsync calls (which release the GIL).
     lanes = [fds[lane::FSYNC_THREADS] for lane in range(min(FSYNC_THREADS, len(fds)))]
-    list(_pool().map(_fsync_all, lanes))
+    flushing = [_pool().submit(_fsync_all, lane) for lane in lanes]
+    try:
+        if durable is not None:
+            durable()
+    finally:
+        wait(flushing)  # the caller closes the files only once their fsyncs are done
+    for done in flushing:
+        done.result()
 
 
 def _fsync_all(fds: list[int]) -> None:
@@ -773,21 +782,26 @@ def _open_dir(path: Path) -> int:
 
 
 def write_new_files(
-    root: Path, texts: list[tuple[str, str]], made: list[Made | None] | None = None
+    root: Path,
+    texts: list[tuple[str, str]],
+    made: list[Made | None] | None = None,
+    durable: Callable[[], object] | None = None,
 ) -> list[WriteOutcome]:
     """Create many files that must not exist yet; an outcome per ``(relpath, text)``.
 
     WRITTEN: the file is on disk whole (data and name durable) when this
     returns. CHANGED: a file is already there (ingest it first). UNSAFE: as
     in write_if. ``made`` gets, per text, how a written file looked when it
-    was made (:class:`Made`), or None.
+    was made (:class:`Made`), or None. ``durable`` runs while the unnamed
+    files are fsynced, and returns before any of them gets its name (what the
+    files show is made durable first: the store's sync).
     """
     folders: dict[Path, _Folder | None] = {}
     staged: dict[int, _Staged] = {}
     seen: list[Made | None] = [None] * len(texts)
     try:
         outcomes = _stage_all(root, texts, folders, staged)
-        _flush([s.fd for s in staged.values()])
+        _flush([s.fd for s in staged.values()], durable)
         for index, s in staged.items():
             published = _publish(s.folder, s)
             if isinstance(published, Made):

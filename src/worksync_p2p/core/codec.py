@@ -250,6 +250,16 @@ def render_head(template: str, fields: dict[str, Any] | None) -> str:
     return template if head == template else head  # unchanged: the template itself
 
 
+def render_head_once(template: str, fields: dict[str, Any] | None) -> str:
+    """:func:`render_head` for a template seen once (a new item from a peer): the
+    same result, without the cache (its key alone, a ``repr`` of the fields,
+    cost a tenth of the work, and each entry would push out a useful one)."""
+    if fields is None:
+        return ""
+    head = _render_head(template, fields)
+    return template if head == template else head
+
+
 def _render_head(template: str, fields: dict[str, Any]) -> str:
     split = _split(template) if template else None
     if split is None or split.opening + split.yaml + split.closing != template:

@@ -347,14 +347,17 @@ class ItemDoc:
         self._fresh()
         self._cache["render"] = text
 
-    def _render(self) -> str | None:
+    def _render(self, *, once: bool = False) -> str | None:
+        """``once``: this state is rendered once only (a worker's new document),
+        so the head renders are not kept (``codec.render_head_once``)."""
         found = self.geneses()
         if not found or not self.alive():
             return None
         head, body = self.head_body() or ("", "")
         resolved = fields.resolve(self.field_index())
         frontmatter = None if head == "" and not resolved else resolved
-        return codec.render_head(head, frontmatter) + body
+        render_head = codec.render_head_once if once else codec.render_head
+        return render_head(head, frontmatter) + body
 
     def field_conflicts(self) -> Iterator[fields.FieldConflict]:
         return fields.conflicts(self.field_index())
@@ -519,7 +522,7 @@ def render_new(update: bytes) -> str | None:
     """
     item = ItemDoc.new(0)
     item.doc.apply_update(update)
-    return item._render()
+    return item._render(once=True)
 
 
 def field_index_of(state: bytes) -> fields.FieldIndex:
