@@ -184,13 +184,6 @@ class MemoryStore:
             self._batch = _Undo()
         self._unflushed = []
 
-    def sync_ahead(self) -> None:
-        """The flush only starts: nothing is kept until ``sync``, which a power cut
-        before it may beat (the worst case). The batch so far is committed, as
-        by ``SqliteStore``: what follows is a write of its own."""
-        if self._batch is not None and self._unflushed and self._unflushed[-1] is self._batch:
-            self._batch = _Undo()
-
     def close(self) -> None:
         self._unflushed = []
         self._closed = True

@@ -150,7 +150,6 @@ class LocalNode:
 
     def _receive(self, key: str, update: bytes, origin: str) -> None:
         if self._apply_and_store(key, update):
-            self.store.sync_ahead()  # on disk while the file is rendered; its write waits for it
             self.execute(self.bridge.on_remote(key, origin))
             self._save_bases()
 
@@ -695,8 +694,8 @@ class LocalNode:
         """Execute a write; False when it was refused (the file moved on, or unsafe).
 
         What the file will show is made durable before it can be seen (the
-        store's sync commits the batch so far; the file system runs it while
-        the file's own fsync does): a file that outlived its update in a power
+        store's sync commits the batch so far; the file system runs it before
+        it makes the temp file): a file that outlived its update in a power
         cut would be read at start-up as the user's edit, and the update,
         coming again from a peer, would merge into it a second time.
         """

@@ -113,13 +113,6 @@ class Store(Protocol):
         """
         ...
 
-    def sync_ahead(self) -> None:
-        """Start what ``sync`` does without waiting for the disk; only ``sync`` promises it.
-
-        Inside a batch, the writes so far are committed first, as by ``sync``.
-        """
-        ...
-
     def close(self) -> None:
         """Release the store; idempotent. Any other call afterwards is an error."""
         ...
@@ -164,9 +157,8 @@ class FileSystem(Protocol):
     ) -> WriteOutcome:
         """Atomically replace the file if its content still hashes to ``expect``.
 
-        ``durable`` runs before the new content can be seen, and only when it
-        is about to be (not for a refused write); the real folder runs it while
-        the content's own fsync does.
+        ``durable`` runs before the new content can be seen under any name,
+        and only when it is about to be (not for a refused write).
         """
         ...
 

@@ -487,39 +487,6 @@ def test_sync_inside_a_batch_keeps_what_came_before_when_the_rest_fails(
     assert store.load("a") == first
 
 
-def test_sync_ahead_inside_a_batch_commits_what_came_before(backend: Backend) -> None:
-    store = backend.open()
-    first, second = edits(new_doc(), 2, seed=18)
-
-    def half_flushed_batch() -> None:
-        with store.batch():
-            store.append("a", first)
-            store.sync_ahead()
-            store.append("b", second)
-            raise RuntimeError("the rest of the batch fails")
-
-    with pytest.raises(RuntimeError, match="the rest"):
-        half_flushed_batch()
-    store.sync()
-    assert store.keys() == ["a"]
-    store = backend.reopen(store)
-    assert store.load("a") == first
-
-
-def test_memory_sync_ahead_promises_nothing_until_sync() -> None:
-    store = MemoryStore()
-    first, second = edits(new_doc(), 2, seed=19)
-    store.append("a", first)
-    store.sync_ahead()
-    store.crash(drop_last=True)  # the power went before the flush was known to be done
-    assert store.keys() == []
-    store.append("b", second)
-    store.sync_ahead()
-    store.sync()
-    store.crash(drop_last=True)
-    assert store.keys() == ["b"]
-
-
 def test_memory_sync_makes_every_write_survive_a_power_cut() -> None:
     store = MemoryStore()
     first, second, third = edits(new_doc(), 3, seed=17)

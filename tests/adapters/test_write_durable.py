@@ -33,23 +33,12 @@ class Durable:
         )
 
 
-@pytest.fixture(params=["unnamed", "named"])
-def temps(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """With unnamed temp files (O_TMPFILE) and without them."""
-    if request.param == "unnamed" and not files._ANONYMOUS:
-        pytest.skip("no O_TMPFILE here")
-    monkeypatch.setattr(files, "_ANONYMOUS", request.param == "unnamed")
-    return str(request.param)
-
-
 def _leftovers(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.name.startswith("."))
 
 
 @pytest.mark.parametrize("existing", [True, False], ids=["replace", "create"])
-def test_durable_runs_once_before_the_text_has_a_name(
-    tmp_path: Path, temps: str, existing: bool
-) -> None:
+def test_durable_runs_once_before_the_text_has_a_name(tmp_path: Path, existing: bool) -> None:
     path = tmp_path / "a.md"
     if existing:
         path.write_text(OLD)
@@ -61,7 +50,7 @@ def test_durable_runs_once_before_the_text_has_a_name(
     assert _leftovers(tmp_path) == []
 
 
-def test_a_refused_write_does_not_run_durable(tmp_path: Path, temps: str) -> None:
+def test_a_refused_write_does_not_run_durable(tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text(OLD)
     durable = Durable(tmp_path)
     outcome = files.write_if(tmp_path, "a.md", OURS, content_hash(b"other"), durable=durable)
@@ -72,7 +61,7 @@ def test_a_refused_write_does_not_run_durable(tmp_path: Path, temps: str) -> Non
     assert durable.runs == []
 
 
-def test_a_failing_durable_writes_nothing(tmp_path: Path, temps: str) -> None:
+def test_a_failing_durable_writes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "a.md"
     path.write_text(OLD)
 

@@ -10,8 +10,7 @@ Rules:
 
 * ``append`` commits before it returns; ``append_many`` is one transaction.
   Commits are not fsynced (``synchronous = NORMAL``) except by ``sync``,
-  which the node calls before anything it stored leaves it (see there);
-  ``sync_ahead`` starts that fsync early, on a thread, for ``sync`` to await.
+  which the node calls before anything it stored leaves it (see there).
 * A key never holds more than ``compact_every`` rows after a write: the write
   that crosses the limit merges the key's rows into one in the same
   transaction, so a crash leaves either the old rows or the merged row.
@@ -23,8 +22,6 @@ Rules:
   way: one transaction per call, committed on return.
 * Every SQLite failure leaves as :class:`StoreError` naming the file.
 * Not thread-safe: callers serialise access (the node owns the one store).
-  The thread of ``sync_ahead`` only fsyncs the WAL file; it never touches
-  the connection.
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ import os
 import sqlite3
 import weakref
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
 from itertools import groupby
 from operator import itemgetter
@@ -96,7 +92,6 @@ class SqliteStore:
         self._batching = False
         self._wal_linked = False  # the folder fsynced since the WAL was opened
         self._unsynced = False  # updates written since the last sync, which a power cut may drop
-        self._flushing: Future[None] | None = None  # the fsync sync_ahead started
         # The load_all iterators still open, closed with the store.
         self._snapshots: weakref.WeakSet[_Snapshot] = weakref.WeakSet()
 
@@ -217,9 +212,6 @@ class SqliteStore:
             )
 
     def close(self) -> None:
-        if self._flushing is not None:
-            wait([self._flushing])  # its descriptors are its own; only let it finish
-            self._flushing = None
         for snapshot in list(self._snapshots):
             snapshot.abort()
         if self._conn is not None:
@@ -289,52 +281,20 @@ class SqliteStore:
         batch, the writes so far are committed first and the batch goes on in
         a new transaction.
         """
-        self._await_flush()
         if not self._unsynced:
             return
-        self._commit_so_far()
-        try:
-            self._fsync_wal()
-        except OSError as exc:
-            raise StoreError(f"cannot sync store {self.path}: {exc}") from exc
-        self._unsynced = False
-
-    def sync_ahead(self) -> None:
-        """Start the fsync of :meth:`sync` on a thread and return at once.
-
-        For work that can overlap the flush (a peer's update is rendered
-        while it goes to disk). Nothing is promised until :meth:`sync`
-        returns: that waits for this flush, then syncs whatever came after.
-        Inside a batch, the writes so far are committed first, as by ``sync``.
-        While an earlier flush still runs, this does nothing (``sync`` does the rest).
-        """
-        if self._flushing is not None and not self._flushing.done():
-            return
-        self._await_flush()
-        if not self._unsynced:
-            return
-        self._commit_so_far()
-        self._unsynced = False
-        self._flushing = _flusher().submit(self._fsync_wal)
-
-    def _await_flush(self) -> None:
-        """Wait for the flush ``sync_ahead`` started; a failed one leaves its updates unsynced."""
-        flushing, self._flushing = self._flushing, None
-        if flushing is None:
-            return
-        try:
-            flushing.result()
-        except OSError as exc:
-            self._unsynced = True
-            raise StoreError(f"cannot sync store {self.path}: {exc}") from exc
-
-    def _commit_so_far(self) -> None:
-        """Inside a batch, commit it so far and go on in a new transaction."""
-        if self._batching:
-            conn = self._connection()
-            with _translated(self.path, "sync"):
+        conn = self._connection()
+        with _translated(self.path, "sync"):
+            if self._batching:
                 conn.execute("COMMIT")
-                conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._fsync_wal()
+            except OSError as exc:
+                raise StoreError(f"cannot sync store {self.path}: {exc}") from exc
+            finally:
+                if self._batching:
+                    conn.execute("BEGIN IMMEDIATE")
+        self._unsynced = False
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -354,17 +314,6 @@ class SqliteStore:
                 yield
             finally:
                 self._batching = False
-
-
-_FLUSHER: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _flusher() -> ThreadPoolExecutor:
-    """The thread of ``sync_ahead``'s fsyncs (one: they go in order); a new one after a fork."""
-    global _FLUSHER  # noqa: PLW0603 - one per process
-    if _FLUSHER is None or _FLUSHER[0] != os.getpid():
-        _FLUSHER = (os.getpid(), ThreadPoolExecutor(1, "worksync-store-flush"))
-    return _FLUSHER[1]
 
 
 def _compact_rows(conn: sqlite3.Connection, key: str) -> None:
