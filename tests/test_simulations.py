@@ -39,7 +39,7 @@ SOAK_SEEDS = range(10_000, 10_600)
 
 KNOWN_FAILING: dict[int, tuple[str, ...]] = {}
 """Seed -> what it reports today, on the op mix with ``stale_save`` (B1-B33, B43, B45 and
-B46-B51 are fixed; none is open at the moment; on the mix before it, ``--old-ops``, no CI
+B46-B53 are fixed; none is open at the moment; on the mix before it, ``--old-ops``, no CI
 seed fails either). See simulations/README.md."""
 
 
@@ -418,6 +418,22 @@ def test_b51_a_file_written_back_then_renamed_by_a_peer() -> None:
     """Seed 271 (not a CI seed; smallest 5 x 41): B48's written-back file, moved by a
     peer's rename before the user's move of the old file was read."""
     result = run_seed(271, 5, 41)
+    assert result.ok, _explain(result)
+
+
+def test_b52_a_file_written_at_start_up_gives_way_to_the_users_move() -> None:
+    """Seed 291 (not a CI seed; no smaller reproduction found): a power cut took the
+    file's record, the user moved the file while the node was down and was re-creating
+    the copy as it started; the item was written at its old path, the copy a second file."""
+    result = run_seed(291, 5, 100)
+    assert result.ok, _explain(result)
+
+
+def test_b53_a_peers_delete_refused_for_a_save_leaves_no_departed_path() -> None:
+    """Seed 340 (not a CI seed; no smaller reproduction found): B47's departed entry,
+    recorded before a removal that a save refused, merged that save again after a restart
+    (a line doubled)."""
+    result = run_seed(340, 5, 100)
     assert result.ok, _explain(result)
 
 

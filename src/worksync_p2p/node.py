@@ -489,7 +489,9 @@ class LocalNode:
         # file a kill may have left behind the store (``_sync_before_files``); a
         # save made on such a file was fed above and merged from that base.
         for key in list(self.repo.item_keys()):
-            if self.bridge.path_of(key) is None or key in self.bridge.base:
+            if self.bridge.path_of(key) is None:
+                self.execute(self.bridge.restore(key, "store"))
+            elif key in self.bridge.base:
                 self.execute(self.bridge.on_remote(key, "store"))
         self.save_clock()
         return len(present) - len(self.bridge.bad)

@@ -937,3 +937,48 @@ def test_a_file_written_back_then_renamed_by_a_peer_gives_way_to_the_users_move(
     item = bridge.repo.get("t1")
     assert item is not None
     assert item.render() == moved.replace("line 3", "line 3 peer")
+
+
+def test_a_file_written_at_start_up_gives_way_to_the_users_move_of_it() -> None:
+    """B52 (seed 291 at 5 x 100, not a CI seed): a power cut took the file's record; while
+    the node was down the user moved the file, and was re-creating the moved copy as it
+    started. The item, with no file on record, was written at its path; the copy, read a
+    moment later, was a second file of the id: never synced."""
+    before = make_bridge()
+    before.on_file("t1.md", LINES.encode(), 1000)
+    bridge = b.Bridge(before.repo)  # started again: no file on record
+    written = bridge.restore("t1", "store")
+    assert [e.relpath for e in written if isinstance(e, b.WriteFile)] == ["t1.md"]
+    _carry_out(bridge, written)
+    moved = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("moved.md", moved.encode(), 5000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.render() == moved
+    assert bridge.path_of("t1") == "moved.md"
+
+
+def test_a_peers_delete_refused_for_a_save_leaves_no_departed_entry() -> None:
+    """B53 (seed 340 at 5 x 100, not a CI seed): B47 recorded the path as departed when a
+    peer's delete asked for the removal, before it ran; refused for a save, the file was
+    merged and stayed the item's, and after a restart that lost its record the stale entry
+    merged the same save a second time (a line doubled)."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    deleter = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
+    deleter.load("t1", item.doc.get_update())
+    deletion = deleter.delete("t1", 3000)
+    assert deletion is not None
+    assert bridge.on_file("t1.md", None, 2000) == []  # a delete-and-recreate save, half-way
+    bridge.before_remote("t1")
+    item.apply_remote(deletion)
+    effects = bridge.on_remote("t1", "peer-b")
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    saved = LINES.replace("line 0", "line 0 user")  # the removal is refused: saved
+    bridge.on_remove_refused("t1.md", "t1", saved.encode(), 3100)
+    assert bridge.path_of("t1") == "t1.md"
+    assert "t1.md" not in bridge.departed

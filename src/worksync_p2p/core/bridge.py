@@ -257,9 +257,12 @@ class Bridge:
         self.returning.pop(relpath, None)
         if self.moving.get(key) == relpath:
             del self.moving[key]
-            self._depart(relpath, key, self.base.get(key))
         elif self.disk.path_of(key) is not None:
             return  # a stray copy went; the base belongs to the item's own file
+        # The old file of a move, or the only file of an item a peer deleted (B47): an
+        # editor still open on it may save it, an edit made on what the file showed.
+        # Only once it is gone: a removal refused for a save keeps the file (B53).
+        self._depart(relpath, key, self.base.get(key))
         self.base.pop(key, None)
         self.seen.pop(key, None)
 
@@ -657,7 +660,10 @@ class Bridge:
         relpath = self.disk.path_of(key)
         record = self.disk.get(relpath) if relpath is not None else None
         if record is not None and base is not None:
+            self.revived.pop(key, None)
             self.revived[key] = (record.digest, base)
+            while len(self.revived) > MAX_DEPARTED:
+                del self.revived[next(iter(self.revived))]
 
     def _revived_copy(self, key: str, owner: str, parsed: codec.ParsedItem) -> bool:
         """Whether the file claiming ``key`` is the user's move of the file that ``owner``
@@ -673,11 +679,29 @@ class Bridge:
         if entry is None or entry[1] is None or record is None or record.digest != entry[0]:
             return False
         ours = self.base.get(key) or self.repo.encoded(key)
-        if ours is None or not _closer(codec.render(parsed), entry[1], ours):
+        if ours is None:
+            return False
+        # Nothing arrived since we wrote it (B52: written at start-up): ours holds nothing
+        # the item lacks, and the copy merges from the very state it shows.
+        if ours != entry[1] and not _closer(codec.render(parsed), entry[1], ours):
             return False
         del self.revived[key]
         self.base[key] = entry[1]  # the user's copy was saved on this state
         return True
+
+    def restore(self, key: str, origin: str) -> list[Effect]:
+        """At start-up, write an item no file on record holds (B52).
+
+        A power cut can take the file's record with it; the user may then have moved
+        the file while we were stopped, and be saving the moved copy by
+        delete-and-recreate as we start, so it is not read yet. The file we write gives
+        way to that copy when it turns up, as B48's does; taken for a second file of
+        the id, the copy was never synced.
+        """
+        effects = self.on_remote(key, origin)
+        if self.disk.path_of(key) is not None:  # written (deleted items are not)
+            self._written_back(key, self.repo.encoded(key))
+        return effects
 
     def _delete_item(self, key: str, relpath: str, now_ms: int, origin: str) -> list[Effect]:
         # Delete as of the state the file was in when it went: edits that came
@@ -785,9 +809,6 @@ class Bridge:
         record = self.disk.pop(old_path) if old_path is not None else None
         if old_path is None or record is None:
             return []
-        # An editor still open on the file may save it after the delete: an edit the
-        # delete had not seen, made on what the file showed (B47).
-        self._depart(old_path, key, self.base.get(key))
         self.revived.pop(key, None)
         return [
             RemoveFile(old_path, record.digest, key),
