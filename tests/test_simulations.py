@@ -38,7 +38,7 @@ SOAK_SEEDS = range(10_000, 10_600)
 
 KNOWN_FAILING: dict[int, tuple[str, ...]] = {}
 """Seed -> what it reports today, on the op mix with ``stale_save`` (B1-B33, B43, B45,
-B46-B49 and B55-B56 are fixed; none is open at the moment; on the mix before it,
+B46-B49 and B55-B57 are fixed; none is open at the moment; on the mix before it,
 ``--old-ops``, no CI seed fails either). See simulations/README.md."""
 
 
@@ -382,6 +382,14 @@ def test_b56_the_users_copy_alike_to_both_by_lines_and_ours_half_saved() -> None
     ours moved; ours, half-way through a delete-and-recreate save, was written over, and
     the landed save replaced the copy's tag (seen first as a second file of the id)."""
     result = run_seed(99, 5, 50)
+    assert result.ok, _explain(result)
+
+
+def test_b57_a_file_start_up_wrote_for_an_item_gives_way_to_the_users_moved_copy() -> None:
+    """Seed 291 (beyond the CI set): a power cut took the file's record; the user renamed
+    the file while the node was down and was re-creating it at the start. Start-up wrote
+    the item afresh at its old path, and the user's file was a second file of the id."""
+    result = run_seed(291, 5, 100)
     assert result.ok, _explain(result)
 
 

@@ -465,7 +465,7 @@ class LocalNode:
         # a file missing at start-up may be half-way through a delete-and-recreate save.
         for key in list(self.repo.item_keys()):
             if self.bridge.path_of(key) is None:
-                self.execute(self.bridge.on_remote(key, "store"))
+                self.execute(self.bridge.on_remote(key, br.STORE_ORIGIN))
         self.save_clock()
         return len(present) - len(self.bridge.bad)
 

@@ -878,3 +878,38 @@ def test_the_file_awaited_for_its_save_is_written_when_its_grace_ends() -> None:
     assert [e.relpath for e in effects if isinstance(e, b.WriteFile)] == ["moved.md"]
     assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["user.md"]
     assert bridge.deadline_ms() is None
+
+
+def test_a_file_start_up_wrote_for_an_item_without_one_gives_way_to_the_users_copy() -> None:
+    """B57 (seed 291, 5 x 100): a power cut took the file's record; while the node was
+    down the user renamed the file and was re-creating it at start-up. No move was seen:
+    the item had no file, start-up wrote one at its path, and the user's file, landing
+    then, was a second file of the id. Ours, untouched since, gives way to it."""
+    first = make_bridge()
+    first.on_file("t1.md", LINES.encode(), 1000)
+    bridge = b.Bridge(first.repo)  # restarted: the item is stored, its record lost
+    (write,) = [e for e in bridge.on_remote("t1", b.STORE_ORIGIN) if isinstance(e, b.WriteFile)]
+    assert (write.relpath, write.expect) == ("t1.md", None)
+    bridge.wrote("t1", "t1.md")
+    users = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("moved.md", users.encode(), 2000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    assert bridge.path_of("t1") == "moved.md"
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.render() == users
+
+
+def test_a_file_start_up_wrote_and_the_user_saved_since_stays_the_items() -> None:
+    """B57's limit: once the user saved the file we wrote, it is theirs; a file claiming
+    the id after that is a second file, as before."""
+    first = make_bridge()
+    first.on_file("t1.md", LINES.encode(), 1000)
+    bridge = b.Bridge(first.repo)
+    bridge.on_remote("t1", b.STORE_ORIGIN)
+    bridge.wrote("t1", "t1.md")
+    bridge.on_file("t1.md", LINES.replace("line 1", "line 1 saved").encode(), 1500)
+    effects = bridge.on_file("copy.md", LINES.replace("line 2", "line 2 copy").encode(), 2000)
+    assert [e.relpath for e in effects if isinstance(e, b.Report)] == ["copy.md"]
+    assert bridge.path_of("t1") == "t1.md"

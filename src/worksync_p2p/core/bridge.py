@@ -33,6 +33,8 @@ from worksync_p2p.core.itemdoc import ItemDoc
 from worksync_p2p.core.repo import Ingested, Repo
 
 FILE_ORIGIN = "file"
+STORE_ORIGIN = "store"
+"""Writes start-up makes for items that have no file (``LocalNode.reconcile``)."""
 MAX_DEPARTED = 1024
 """Old paths of moves remembered for editors still open on them (oldest forgotten first)."""
 
@@ -736,6 +738,11 @@ class Bridge:
             if stray is not None:
                 # Still the file we wrote, to give way when the user's copy turns up.
                 self.strays[key] = (digest, stray[1])
+            elif origin == STORE_ORIGIN and record is None:
+                # Start-up found no file for the item: the user may have moved it while
+                # we were stopped (a power cut can lose its record, so no move is seen).
+                # Their copy, when it turns up, takes the item; ours gives way (B57).
+                self.strays[key] = (digest, self.base.get(key) or self.repo.encoded(key))
             self._rewrote(key, relpath, old_path, digest)
             effects.append(Tracked(relpath, key, digest))
             kind: EventKind = "modified" if record else "created"
