@@ -581,7 +581,24 @@ class LocalNode:
         self.save_clock()
 
     def on_timer(self) -> None:
+        back = self._back_before_the_delete()
+        if back:
+            self.on_relpaths(back)
         self.execute(self.bridge.tick(self.clock()))
+
+    def _back_before_the_delete(self) -> list[str]:
+        """Paths whose delete grace is ending with a file there again.
+
+        Under load the watcher can report the second half of a delete-and-recreate
+        save later than the grace: decided then, the delete lost the item, and the
+        save came back as a new file that undid a peer's concurrent line (chaos
+        seed 30). The node owns the I/O, so it looks before the bridge decides:
+        a file that is back is fed as the save it is, and only a path still
+        missing is deleted.
+        """
+        now = self.clock()
+        due = sorted(p for p, at in self.bridge.pending_delete.items() if at <= now)
+        return [relpath for relpath in due if self.fs.stat(relpath) is not None]
 
     # -- effects -------------------------------------------------------------
 
