@@ -437,6 +437,15 @@ def test_b53_a_peers_delete_refused_for_a_save_leaves_no_departed_path() -> None
     assert result.ok, _explain(result)
 
 
+def test_b58_the_users_move_of_a_file_a_peers_delete_found_missing() -> None:
+    """Seed 401 (not a CI seed; smallest 5 x 48): the user moved the file before a peer's
+    delete could remove it and a concurrent rename revived the item elsewhere; the moved
+    copy, a second file of the id, was taken after a restart for the save of a path the
+    item left later, and merged from that state it undid a peer's title."""
+    result = run_seed(401, 5, 48)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

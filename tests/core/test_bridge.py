@@ -744,6 +744,43 @@ def test_a_stale_editor_saving_a_file_a_peer_deleted_edits_the_item_an_edit_revi
     assert item.render() == saved.replace("line 3", "line 3 peer")
 
 
+def test_the_users_move_of_a_file_a_peer_deleted_takes_the_item_an_edit_revived() -> None:
+    """B58 (seed 401, smallest 5 x 48, not a CI seed): the user moved the file, then a
+    peer's delete found it missing (its removal refused); a concurrent rename revived the
+    item at another path. The user's moved copy was a second file of the id, and after a
+    restart a later departed state claimed it: merged from that, it undid a title."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    before = item.doc.get_update()
+    deleter = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
+    deleter.load("t1", before)
+    deletion = deleter.delete("t1", 3000)
+    renamer = Repo(Writer("peer-c", Hlc("peer-c"), 0), 98)
+    renamer.load("t1", before)
+    moved = LINES.replace("line 3", "line 3 peer")
+    rename = renamer.ingest("t1", "moved.md", codec.parse(moved.encode(), "moved.md"), 3000)
+    assert deletion is not None
+    assert rename.update is not None
+    bridge.before_remote("t1")
+    item.apply_remote(deletion)
+    effects = bridge.on_remote("t1", "peer-b")
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    assert bridge.on_remove_refused("t1.md", "t1", None, 3100) == []  # the user moved it
+    bridge.before_remote("t1")
+    item.apply_remote(rename.update)
+    _carry_out(bridge, bridge.on_remote("t1", "peer-c"))
+    assert item.alive()
+    assert bridge.path_of("t1") == "moved.md"
+    copy = LINES.replace("line 0", "line 0 user")  # the user's copy, saved since
+    effects = bridge.on_file("new.md", copy.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["moved.md"]
+    assert item.render() == copy.replace("line 3", "line 3 peer")
+    assert bridge.path_of("t1") == "new.md"
+
+
 def test_a_move_seen_only_after_its_delete_grace_takes_the_item_from_the_file_written_back() -> (
     None
 ):

@@ -849,22 +849,7 @@ class Bridge:
         if self.moving.get(key) == relpath:
             del self.moving[key]
         if data is None:
-            # Gone before we could remove it: the user moved or deleted it. If
-            # their copy turns up elsewhere, the file we wrote must give way,
-            # and their copy is merged from the state it was saved on.
-            current = self.disk.path_of(key)
-            record = self.disk.get(current) if current is not None else None
-            returning = self.returning.pop(relpath, None)
-            if record is not None:
-                # The state this file showed: its own when known (the item's base
-                # is then another file's).
-                base = file_base
-                if base is None:
-                    base = returning[1] if returning is not None else self.base.pop(key, None)
-                self.strays[key] = (record.digest, base)
-                # Or it is half-way through a delete-and-recreate save: back at
-                # this path, it is a save of the item, merged, then removed.
-                self._depart(relpath, key, base)
+            self._found_gone(relpath, key, file_base)
             return []
         try:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
@@ -876,6 +861,30 @@ class Bridge:
             file_base = returning[1]
         base = file_base if file_base is not None else self.base.pop(key, None)
         return self._merge_left(relpath, key, parsed, content_hash(data), base=base, now_ms=now_ms)
+
+    def _found_gone(self, relpath: str, key: str, file_base: bytes | None) -> None:
+        """A file we were removing was gone before we could: the user moved or deleted
+        it. If their copy turns up elsewhere, the file we wrote must give way, and their
+        copy is merged from the state it was saved on."""
+        current = self.disk.path_of(key)
+        record = self.disk.get(current) if current is not None else None
+        returning = self.returning.pop(relpath, None)
+        if record is not None:
+            # The state this file showed: its own when known (the item's base
+            # is then another file's).
+            base = file_base
+            if base is None:
+                base = returning[1] if returning is not None else self.base.pop(key, None)
+            self.strays[key] = (record.digest, base)
+            # Or it is half-way through a delete-and-recreate save: back at
+            # this path, it is a save of the item, merged, then removed.
+            self._depart(relpath, key, base)
+        elif current is None:
+            # A peer's delete, the item's only file gone first: as good as removed
+            # (B47). The user's move of it, read once the item outlived the delete
+            # elsewhere, is a later move of the item, merged from what it showed;
+            # with no departed entry it was a second file of the id (B58).
+            self.removed(relpath, key)
 
     def _merge_left(
         self,
