@@ -159,9 +159,13 @@ class LocalNode:
         if item is not None and yupdate.holds(item.doc, update):
             return False  # a copy forwarded by another peer: nothing to apply, store or write
         self.bridge.before_remote(key)
+        held = self.items.waiting.get(key)
         if item is None:
-            self.repo.adopt(key, update)
+            item = self.repo.adopt(key, update)
         else:
+            if held is not None:
+                # Again: a document rebuilt from its encoded state lost what waited.
+                item.doc.apply_update(held)
             repair = item.apply_remote(update)
             if repair is not None:
                 self._local_update(key, repair)
@@ -170,6 +174,23 @@ class LocalNode:
             if self.peering is not None:
                 self.peering.drop_revoked(self.is_allowed)
             return False
+        return not self._waits(key, item, update, *([held] if held is not None else []))
+
+    def _waits(self, key: str, item: ItemDoc, *applied: bytes) -> bool:
+        """Whether ``item`` still waits for an update that one ``applied`` depends on.
+
+        A writer's second edit can arrive first (a reconnect, a third peer's
+        copy, a lost frame): Yjs applies its delete set and holds its insertions
+        back, so the item reads half-applied, even deleted. The bridge is not
+        told of it (no file written or removed, no event) until the missing
+        edit arrives; the sessions ask their peers for it (``PeerSync.tick``).
+        """
+        rest = yupdate.waiting(item.doc, *applied)
+        if rest is None:
+            self.items.waiting.pop(key, None)
+            return False
+        log.info("item %s: an update waits for one it depends on; not written yet", key)
+        self.items.waiting[key] = rest
         return True
 
     def _receive_held(self, updates: list[tuple[str, bytes]], origin: str) -> None:
@@ -270,7 +291,9 @@ class LocalNode:
             if rendered is not None:
                 item.take_render(update, rendered.text)
         batch: list[list[br.Effect]] = []
-        for key, _ in adopted:
+        for item, (key, update) in zip(items, adopted, strict=True):
+            if self._waits(key, item, update):
+                continue
             effects = self.bridge.on_remote(key, origin)
             if _simple_new_write(effects):
                 batch.append(effects)
