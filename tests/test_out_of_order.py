@@ -1,6 +1,6 @@
 """A writer's second edit reaching the node before its first (LocalNode.receive,
-receive_many): the file keeps what it showed, no event is told, until the first
-edit completes the item. Real files, real SQLite (the core side:
+receive_many): while that makes the item read deleted, the file keeps what it showed
+and no event is told until the first edit completes it. Real files, real SQLite (the core side:
 tests/core/test_out_of_order.py)."""
 
 from __future__ import annotations
