@@ -12,6 +12,7 @@ import pytest
 
 from tests.nodehelpers import EventTap, Remote
 from worksync_p2p.adapters.sqlite_store import SqliteStore
+from worksync_p2p.core import codec
 from worksync_p2p.core import syncproto as sp
 from worksync_p2p.node import LocalNode
 from worksync_p2p.workspace import init
@@ -100,3 +101,29 @@ def test_the_session_asks_its_peer_for_what_the_item_waits_for(node: LocalNode) 
     assert path.read_text() == final.render()
     assert u1  # the edit the node never got on its own
     assert not node.items.waiting_keys()
+
+
+def test_a_partial_state_that_reads_alive_is_written_as_before(node: LocalNode) -> None:
+    # The node's own edit, unseen by the peer, keeps a live rev cell: the item reads
+    # alive while the peer's second edit waits, so the bridge writes what it has.
+    path = node.root / NAME
+    remote = Remote()
+    remote.pull(node, KEY)
+    path.write_text(TEXT + "our line\n")
+    node.feed(NAME)
+    doing = TEXT.replace("todo", "doing")
+    u1 = remote.repo.ingest(KEY, NAME, codec.parse(doing.encode(), NAME), 2_000).update
+    u2 = remote.repo.ingest(
+        KEY, NAME, codec.parse((doing + "their line\n").encode(), NAME), 3_000
+    ).update
+    assert u1 is not None
+    assert u2 is not None
+    node.receive(KEY, u2, "peer-b")
+    assert KEY in node.items.waiting_keys()
+    assert path.exists()
+    node.receive(KEY, u1, "peer-b")
+    assert not node.items.waiting_keys()
+    text = path.read_text()
+    assert "status: doing" in text
+    assert "our line\n" in text
+    assert "their line\n" in text

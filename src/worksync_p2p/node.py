@@ -160,13 +160,14 @@ class LocalNode:
             return False  # a copy forwarded by another peer: nothing to apply, store or write
         self.bridge.before_remote(key)
         held = self.items.waiting.get(key)
+        # What waited goes in again with the update, as one: a document rebuilt
+        # from its encoded state lost it, and Yjs, retrying what waits once per
+        # update, can leave a struct waiting whose dependencies all came.
+        applied = update if held is None else yupdate.joined(held, update)
         if item is None:
-            item = self.repo.adopt(key, update)
+            item = self.repo.adopt(key, applied)
         else:
-            if held is not None:
-                # Again: a document rebuilt from its encoded state lost what waited.
-                item.doc.apply_update(held)
-            repair = item.apply_remote(update)
+            repair = item.apply_remote(applied)
             if repair is not None:
                 self._local_update(key, repair)
         self.store.append(key, update)
@@ -174,9 +175,9 @@ class LocalNode:
             if self.peering is not None:
                 self.peering.drop_revoked(self.is_allowed)
             return False
-        return not self._waits(key, item, update, *([held] if held is not None else []))
+        return not self._waits(key, item, applied)
 
-    def _waits(self, key: str, item: ItemDoc, *applied: bytes) -> bool:
+    def _waits(self, key: str, item: ItemDoc, applied: bytes) -> bool:
         """Whether ``item`` reads deleted only because an update waits for one it
         depends on: the bridge is not told then (no file removed, no event).
 
@@ -188,7 +189,7 @@ class LocalNode:
         before: holding every partial state back changed the schedules enough
         to expose older merge bugs in the simulations (seeds 11, 81).
         """
-        rest = yupdate.waiting(item.doc, *applied)
+        rest = yupdate.waiting(item.doc, applied)
         if rest is None:
             self.items.waiting.pop(key, None)
             return False

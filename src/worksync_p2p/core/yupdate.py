@@ -44,8 +44,8 @@ def holds(doc: Doc[Any], update: bytes) -> bool:
     return rest == ours or merge_updates(ours, rest) == ours
 
 
-def waiting(doc: Doc[Any], *updates: bytes) -> bytes | None:
-    """What of ``updates``, already applied to ``doc``, Yjs still holds back: None if nothing.
+def waiting(doc: Doc[Any], update: bytes) -> bytes | None:
+    """What of ``update``, already applied to ``doc``, Yjs still holds back: None if nothing.
 
     An update whose dependencies are missing (a writer's second edit before its
     first) is applied in part: its delete set at once, its insertions held as
@@ -56,11 +56,17 @@ def waiting(doc: Doc[Any], *updates: bytes) -> bytes | None:
     pending API, and ``get_state(update)`` of a gapped update is empty, so the
     check diffs the update against the state instead. An update that does not
     decode waits for nothing (applying it raised already).
-    Several updates are checked as one (merged).
     """
     try:
-        update = updates[0] if len(updates) == 1 else merge_updates(*updates)
         rest = get_update(update, doc.get_state())
     except ValueError:
         return None
     return rest if rest and rest[0] != _NO_STRUCTS else None
+
+
+def joined(held: bytes, update: bytes) -> bytes:
+    """``held`` (what ``waiting`` returned) and ``update`` as one update, to apply together.
+
+    Raises ValueError for an update that does not decode.
+    """
+    return merge_updates(held, update)
