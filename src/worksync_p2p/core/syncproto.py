@@ -15,6 +15,9 @@ per pair of peers carries every item. Rules:
 4. Bad input from the peer (unknown type, truncated field, oversized
    message, a key that is not a string) raises :class:`ProtocolError` with a
    one-line reason; the caller closes that session only.
+5. An item whose update waits for one it depends on (it arrived out of order,
+   see ``LocalNode._waits``) is asked for at the next heartbeat tick with a
+   ``SYNC1``, once per session while it waits.
 
 Message layout: one type byte, then fields as ``u32 length + bytes``.
 """
@@ -22,7 +25,7 @@ Message layout: one type byte, then fields as ``u32 length + bytes``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol
@@ -62,6 +65,8 @@ class Items(Protocol):
     def state_vector(self, key: str) -> bytes | None: ...
 
     def update_since(self, key: str, state_vector: bytes) -> bytes | None: ...
+
+    def waiting_keys(self) -> Collection[str]: ...
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,8 @@ class PeerSync:
     last_heard_ms: int = 0
     last_sent_ms: int = 0
     asked: set[str] = field(default_factory=set)
+    fetched: set[str] = field(default_factory=set)
+    """Waiting items (``Items.waiting_keys``) this session asked its peer for, once each."""
     limit: RateLimit = field(default_factory=lambda: RateLimit(FLOOD_BURST, FLOOD_PER_SECOND))
 
     def __post_init__(self) -> None:
@@ -252,9 +259,28 @@ class PeerSync:
         self.now_ms = now_ms
         if now_ms - self.last_heard_ms >= self.dead_after_ms:
             raise ProtocolError(f"peer silent for {now_ms - self.last_heard_ms} ms")
+        asks = self._fetch_waiting()
+        if asks:
+            return self._sent(asks)
         if now_ms - self.last_sent_ms >= self.ping_every_ms:
             return self._sent([encode(Kind.PING, now_ms.to_bytes(8, "big"))])
         return []
+
+    def _fetch_waiting(self) -> list[bytes]:
+        """SYNC1 for items whose updates wait for one they depend on (rule 5).
+
+        Once per item per session while it waits: a peer that lacks the edit too
+        passes it on when it gets it (a change of its digest), and a reconnect's
+        digest exchange finds the item differing anyway.
+        """
+        waiting = self.items.waiting_keys()
+        self.fetched.intersection_update(waiting)
+        asks = []
+        for key in sorted(set(waiting) - self.fetched - self.asked):
+            self.fetched.add(key)
+            vector = self.items.state_vector(key) or b"\x00"
+            asks.append(encode(Kind.SYNC1, key.encode(), vector))
+        return asks
 
 
 class RepoItems:
@@ -263,6 +289,9 @@ class RepoItems:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
         self._digests = dg.DigestIndex()
+        self.waiting: dict[str, bytes] = {}
+        """Items an applied update of which waits for one it depends on: key -> what
+        waits (``yupdate.waiting``). Kept by the node, which does not render them."""
 
     def refresh_all(self) -> None:
         for key in self.repo.item_keys():
@@ -282,6 +311,9 @@ class RepoItems:
         state = self.repo.encoded(key)
         if state is not None:
             self._digests.set(key, dg.item_hash(state))
+
+    def waiting_keys(self) -> Collection[str]:
+        return self.waiting.keys()
 
     def state_vector(self, key: str) -> bytes | None:
         state = self.repo.encoded(key)

@@ -42,3 +42,31 @@ def holds(doc: Doc[Any], update: bytes) -> bool:
         return False  # not the layout this relies on (delete set, then state vector)
     ours = bytes([_NO_STRUCTS]) + snapshot[: len(snapshot) - len(state)]
     return rest == ours or merge_updates(ours, rest) == ours
+
+
+def waiting(doc: Doc[Any], update: bytes) -> bytes | None:
+    """What of ``update``, already applied to ``doc``, Yjs still holds back: None if nothing.
+
+    An update whose dependencies are missing (a writer's second edit before its
+    first) is applied in part: its delete set at once, its insertions held as
+    pending structs until what they depend on arrives. Those insertions are the
+    structs the document's state vector does not cover; what is returned holds
+    them (and the update's delete set), so it can be applied again to a document
+    rebuilt from its encoded state, which drops pending structs. pycrdt has no
+    pending API, and ``get_state(update)`` of a gapped update is empty, so the
+    check diffs the update against the state instead. An update that does not
+    decode waits for nothing (applying it raised already).
+    """
+    try:
+        rest = get_update(update, doc.get_state())
+    except ValueError:
+        return None
+    return rest if rest and rest[0] != _NO_STRUCTS else None
+
+
+def joined(held: bytes, update: bytes) -> bytes:
+    """``held`` (what ``waiting`` returned) and ``update`` as one update, to apply together.
+
+    Raises ValueError for an update that does not decode.
+    """
+    return merge_updates(held, update)
