@@ -446,6 +446,15 @@ def test_b58_the_users_move_of_a_file_a_peers_delete_found_missing() -> None:
     assert result.ok, _explain(result)
 
 
+def test_b59_a_line_the_write_set_and_the_user_extended_after_a_power_cut() -> None:
+    """Seed 315 (not a CI seed; smallest 5 x 68, also with the old op mix): a power cut
+    kept a base our write-back had dropped; the user appended a word to the heading line
+    the write had extended. Start-up's test took the line as not showing the write,
+    kept the stale base, and the save merged from it held the peer's word twice."""
+    result = run_seed(315, 5, 68, later_ops=False)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

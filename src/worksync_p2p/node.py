@@ -817,14 +817,27 @@ class LocalNode:
 
 
 def _shows_the_change(text: str, before: str | None, after: str | None) -> bool:
-    """Whether ``text`` has more of the lines ``before`` -> ``after`` changed than not."""
+    """Whether ``text`` has more of the lines ``before`` -> ``after`` changed than not.
+
+    A line the change set and the user then extended (a word added to it) still shows
+    it: held whole inside a line of the user's own. Counted as missed, the line made a
+    tie, the stale base was kept, and the save merged from it put the change in twice
+    (B59). A line the user replaced does not hold it: a tie keeps the base, as before.
+    """
     old = Counter((before or "").splitlines())
     new = Counter((after or "").splitlines())
     lines = Counter(text.splitlines())
     added, removed = new - old, old - new
-    shown = sum((added & lines).values()) + sum((removed - lines).values())
-    missed = sum((added - lines).values()) + sum((removed & lines).values())
+    own = [line for line in lines if line not in old and line not in new]
+    held = Counter({line: n for line, n in (added - lines).items() if _within(line, own)})
+    shown = sum((added & lines).values()) + sum((removed - lines).values()) + held.total()
+    missed = sum((added - lines - held).values()) + sum((removed & lines).values())
     return shown > missed
+
+
+def _within(line: str, others: list[str]) -> bool:
+    """Whether a non-blank ``line`` is part of one of ``others``."""
+    return bool(line.strip()) and any(line in other for other in others)
 
 
 def _simple_new_write(effects: list[br.Effect]) -> bool:

@@ -880,11 +880,12 @@ class Bridge:
             # this path, it is a save of the item, merged, then removed.
             self._depart(relpath, key, base)
         elif current is None:
-            # A peer's delete, the item's only file gone first: as good as removed
-            # (B47). The user's move of it, read once the item outlived the delete
-            # elsewhere, is a later move of the item, merged from what it showed;
-            # with no departed entry it was a second file of the id (B58).
-            self.removed(relpath, key)
+            # A peer's delete, the item's only file gone first: it departs as a done
+            # removal's does (B47). The user's move of it, read once the item outlived
+            # the delete elsewhere, is a later move of the item, merged from what it
+            # showed; with no departed entry it was a second file of the id (B58). The
+            # base stays (a save re-creating the file here is merged from it).
+            self._depart(relpath, key, self.base.get(key))
 
     def _merge_left(
         self,
