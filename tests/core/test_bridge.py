@@ -5,7 +5,7 @@ from __future__ import annotations
 from worksync_p2p.core import bridge as b
 from worksync_p2p.core import codec
 from worksync_p2p.core.hlc import Hlc
-from worksync_p2p.core.itemdoc import Writer
+from worksync_p2p.core.itemdoc import ItemDoc, Writer
 from worksync_p2p.core.repo import Repo
 
 TEXT = "---\nid: t1\nstatus: todo\ntags: [a]\n---\nbody line\n"
@@ -713,14 +713,9 @@ def test_a_stale_editor_saving_the_old_path_twice_merges_both_saves() -> None:
     assert bridge.path_of("t1") == "moved.md"
 
 
-def test_a_stale_editor_saving_a_file_a_peer_deleted_edits_the_item_an_edit_revived() -> None:
-    """B47 (CI seeds 11 and 51 at 5 x 50): a peer's delete removed the file while an
-    editor was open on it; a concurrent rename revived the item at another path, and
-    the editor's save of the old path was a second file claiming the id."""
-    bridge = make_bridge()
-    bridge.on_file("t1.md", LINES.encode(), 1000)
-    item = bridge.repo.get("t1")
-    assert item is not None
+def _a_delete_and_a_concurrent_rename(item: ItemDoc) -> tuple[bytes, bytes]:
+    """Two peers' updates made on ``item`` as it is: one deletes it, the other (not
+    having seen the delete) moves it to moved.md and adds a line."""
     before = item.doc.get_update()
     deleter = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
     deleter.load("t1", before)
@@ -731,7 +726,19 @@ def test_a_stale_editor_saving_a_file_a_peer_deleted_edits_the_item_an_edit_revi
     rename = renamer.ingest("t1", "moved.md", codec.parse(moved.encode(), "moved.md"), 3000)
     assert deletion is not None
     assert rename.update is not None
-    for update in (deletion, rename.update):
+    return deletion, rename.update
+
+
+def test_a_stale_editor_saving_a_file_a_peer_deleted_edits_the_item_an_edit_revived() -> None:
+    """B47 (CI seeds 11 and 51 at 5 x 50): a peer's delete removed the file while an
+    editor was open on it; a concurrent rename revived the item at another path, and
+    the editor's save of the old path was a second file claiming the id."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    deletion, renamed = _a_delete_and_a_concurrent_rename(item)
+    for update in (deletion, renamed):
         bridge.before_remote("t1")
         item.apply_remote(update)
         _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
@@ -753,23 +760,14 @@ def test_the_users_move_of_a_file_a_peer_deleted_takes_the_item_an_edit_revived(
     bridge.on_file("t1.md", LINES.encode(), 1000)
     item = bridge.repo.get("t1")
     assert item is not None
-    before = item.doc.get_update()
-    deleter = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
-    deleter.load("t1", before)
-    deletion = deleter.delete("t1", 3000)
-    renamer = Repo(Writer("peer-c", Hlc("peer-c"), 0), 98)
-    renamer.load("t1", before)
-    moved = LINES.replace("line 3", "line 3 peer")
-    rename = renamer.ingest("t1", "moved.md", codec.parse(moved.encode(), "moved.md"), 3000)
-    assert deletion is not None
-    assert rename.update is not None
+    deletion, renamed = _a_delete_and_a_concurrent_rename(item)
     bridge.before_remote("t1")
     item.apply_remote(deletion)
     effects = bridge.on_remote("t1", "peer-b")
     assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
     assert bridge.on_remove_refused("t1.md", "t1", None, 3100) == []  # the user moved it
     bridge.before_remote("t1")
-    item.apply_remote(rename.update)
+    item.apply_remote(renamed)
     _carry_out(bridge, bridge.on_remote("t1", "peer-c"))
     assert item.alive()
     assert bridge.path_of("t1") == "moved.md"
