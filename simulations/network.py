@@ -42,12 +42,8 @@ class Endpoint(Protocol):
 
     def items(self) -> sp.RepoItems: ...
 
-    def apply(self, key: str, update: bytes, origin: str, shown: bytes | None = None) -> bool:
+    def apply(self, key: str, update: bytes, origin: str) -> bool:
         """Apply a peer's update; True when it changed our digest (forward it)."""
-        ...
-
-    def take_shown_wrong(self) -> list[str]:
-        """Renders a peer showed wrongly since the last call (``LocalNode.shown_wrong``)."""
         ...
 
 
@@ -275,14 +271,9 @@ class Network:
         for got in received:
             if not session.open:
                 return
-            if peer.apply(got.key, got.update, self.peers[other.index].name, got.shown):
+            if peer.apply(got.key, got.update, self.peers[other.index].name):
                 self.broadcast(side.index, got.key, got.update, skip=other.index)
-            self._report_shown_wrong(side.index, peer)
         self._arm_tick(session, side)
-
-    def _report_shown_wrong(self, index: int, peer: Endpoint) -> None:
-        for line in peer.take_shown_wrong():
-            self.on_error(f"p{index}: {line}")
 
     # -- heartbeat -----------------------------------------------------------------------
 

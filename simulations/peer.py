@@ -90,28 +90,15 @@ class SimPeer:
         assert self.node is not None
         return self.node.items
 
-    def apply(self, key: str, update: bytes, origin: str, shown: bytes | None = None) -> bool:
-        """``Peering._apply``: receive, refresh the digest, say whether to pass it on.
-
-        A peer's file taken as the render is checked at once (the daemon checks
-        in a lull): a sender that showed a file which is not its state's render
-        is a bug the run reports (``shown_wrong``).
-        """
+    def apply(self, key: str, update: bytes, origin: str) -> bool:
+        """``Peering._apply``: receive, refresh the digest, say whether to pass it on."""
         node = self.node
         assert node is not None
         before = node.items.digests.get(key)
-        node.receive(key, update, origin, shown)
-        node.check_shown(node.unchecked_shown())
+        node.receive(key, update, origin)
         node.items.refresh(key)
         self.arm_timer()
         return node.items.digests.get(key) != before
-
-    def take_shown_wrong(self) -> list[str]:
-        node = self.node
-        if node is None or not node.shown_wrong:
-            return []
-        lines, node.shown_wrong = node.shown_wrong, []
-        return lines
 
     # -- life cycle ------------------------------------------------------------------
 

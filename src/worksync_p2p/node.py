@@ -17,7 +17,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,7 @@ from worksync_p2p.core import bridge as br
 from worksync_p2p.core import codec, members, naming, yupdate
 from worksync_p2p.core.digest import DigestIndex
 from worksync_p2p.core.hlc import Hlc
-from worksync_p2p.core.itemdoc import ItemDoc, Writer, render_new
+from worksync_p2p.core.itemdoc import ItemDoc, Writer
 from worksync_p2p.core.repo import Repo
 from worksync_p2p.core.syncproto import RepoItems
 from worksync_p2p.daemonlock import DaemonLock
@@ -47,11 +47,6 @@ log = logging.getLogger(__name__)
 
 HLC_META = "hlc"
 CLOCK_SAVE_EVERY_MS = 10_000
-SHOWN_LULL_MS = 500
-"""Peers' files taken as renders are checked once none came for this long."""
-SHOWN_CHECK_EVERY_S = 0.05
-SHOWN_CHECK_SLICE = 32
-"""Renders per check (about 10 ms of the event loop)."""
 PEERS_META = "peers"
 BASES_META = "bridge-bases"
 SEEN_META = "bridge-seen"
@@ -137,12 +132,6 @@ class LocalNode:
         self._looked: dict[str, Stat | None] = {}  # what reconcile saw, until catch_up
         # Local updates waiting for their batch to be durable before peers get them.
         self._outbox: list[tuple[str, bytes]] | None = None
-        # Peers' files taken as renders, to check: key -> (update, peer).
-        self._unchecked: dict[str, tuple[bytes, str]] = {}
-        self.shown_at_ms = 0
-        """When a peer's file was last taken as a render (``check_shown`` waits for a lull)."""
-        self.shown_wrong: list[str] = []
-        """Items a peer showed with a file that is not their render (one line each)."""
 
     def started(self) -> Started:
         count = len(self.bridge.disk)
@@ -150,27 +139,21 @@ class LocalNode:
             self.root, self.peer_id, count, len(self.bridge.bad), self.events_socket, self.address
         )
 
-    def receive(self, key: str, update: bytes, origin: str, shown: bytes | None = None) -> None:
+    def receive(self, key: str, update: bytes, origin: str) -> None:
         """A peer's update for one item: apply, persist, repair, write the file.
-
-        ``shown``: the peer's file of the item, showing exactly ``update``
-        (syncproto's ``SHOWN``), taken as the render of a new item and checked
-        later (:meth:`check_shown`).
 
         Raises ValueError for an update that does not decode; nothing is kept then.
         The update is durable (power cuts included) before its file is written.
         """
         with self._durably():
-            self._receive(key, update, origin, shown)
+            self._receive(key, update, origin)
 
-    def _receive(self, key: str, update: bytes, origin: str, shown: bytes | None = None) -> None:
-        if self._apply_and_store(key, update, origin, shown):
+    def _receive(self, key: str, update: bytes, origin: str) -> None:
+        if self._apply_and_store(key, update):
             self.execute(self.bridge.on_remote(key, origin))
             self._save_bases()
 
-    def _apply_and_store(
-        self, key: str, update: bytes, origin: str = "", shown: bytes | None = None
-    ) -> bool:
+    def _apply_and_store(self, key: str, update: bytes) -> bool:
         """A peer's update applied and stored; whether its item's file may need writing."""
         item = self.repo.get(key)
         if item is not None and yupdate.holds(item.doc, update):
@@ -183,8 +166,6 @@ class LocalNode:
         applied = update if held is None else yupdate.joined(held, update)
         if item is None:
             item = self.repo.adopt(key, applied)
-            if shown is not None and held is None:
-                self._take_shown(key, item, update, shown, origin)
         else:
             repair = item.apply_remote(applied)
             if repair is not None:
@@ -218,9 +199,7 @@ class LocalNode:
         log.info("item %s: reads deleted until an update it waits for arrives", key)
         return True
 
-    def _receive_held(
-        self, updates: list[tuple[str, bytes]], origin: str, shown: Mapping[str, bytes]
-    ) -> None:
+    def _receive_held(self, updates: list[tuple[str, bytes]], origin: str) -> None:
         """Peers' updates one by one as ``receive``, but stored first and synced once.
 
         A second update for a key renders the ones before it first: the
@@ -237,7 +216,7 @@ class LocalNode:
                     self._render_remote(list(touched), origin)
                     touched.clear()
                 try:
-                    if self._apply_and_store(key, update, origin, shown.get(key)):
+                    if self._apply_and_store(key, update):
                         touched[key] = None
                 except ValueError as bad:
                     error = bad
@@ -252,12 +231,7 @@ class LocalNode:
             self.execute(self.bridge.on_remote(key, origin))
         self._save_bases()
 
-    def receive_many(
-        self,
-        updates: Sequence[tuple[str, bytes]],
-        origin: str,
-        shown: Mapping[str, bytes] | None = None,
-    ) -> None:
+    def receive_many(self, updates: Sequence[tuple[str, bytes]], origin: str) -> None:
         """Many peers' updates (a first sync's batch): as ``receive`` for each, but
         items new to us are adopted in one transaction and their files written
         as one batch.
@@ -279,12 +253,9 @@ class LocalNode:
         empty file for the user's edit. Updates to items we already hold, and
         the membership document, take the one-by-one path of ``receive``.
 
-        ``shown``: the peer's files of items, by key, as for ``receive``.
-
         Raises ValueError for an update that does not decode, after keeping
         the good ones that came before it.
         """
-        shown = shown or {}
         fresh: dict[str, bytes] = {}
         held: list[tuple[str, bytes]] = []
         later: list[tuple[str, bytes]] = []
@@ -296,23 +267,19 @@ class LocalNode:
                 fresh[key] = update
             else:
                 held.append((key, update))
-        self._receive_held(held, origin, shown)
-        error = self._adopt_and_write(list(fresh.items()), origin, shown) if fresh else None
-        self._receive_held(later, origin, {})
+        self._receive_held(held, origin)
+        error = self._adopt_and_write(list(fresh.items()), origin) if fresh else None
+        self._receive_held(later, origin)
         if error is not None:
             raise error
 
-    def _adopt_and_write(
-        self, fresh: list[tuple[str, bytes]], origin: str, shown: Mapping[str, bytes]
-    ) -> ValueError | None:
+    def _adopt_and_write(self, fresh: list[tuple[str, bytes]], origin: str) -> ValueError | None:
         assert isinstance(self.store, SqliteStore)
         adopted: list[tuple[str, bytes]] = []
         error: ValueError | None = None
-        # Workers render what the peer did not show while the batch is applied
-        # and committed here.
-        unshown = [update for key, update in fresh if key not in shown]
-        pool = renderpool.shared() if len(unshown) >= POOL_MIN_ITEMS else None
-        pending = pool.submit(unshown) if pool is not None else None
+        # Workers render the batch while it is applied and committed here.
+        pool = renderpool.shared() if len(fresh) >= POOL_MIN_ITEMS else None
+        pending = pool.submit([update for _, update in fresh]) if pool is not None else None
         items: list[ItemDoc] = []
         # Committed here, made durable while the files' own fsyncs run (the
         # files get their names only after both: ``_write_new``).
@@ -325,12 +292,8 @@ class LocalNode:
                     break
                 adopted.append((key, update))
             self.store.append_many(adopted)
-        renders = iter((pending.results() if pending is not None else None) or [])
-        for item, (key, update) in zip(items, adopted, strict=True):
-            if key in shown:
-                self._take_shown(key, item, update, shown[key], origin)
-                continue
-            rendered = next(renders, None)
+        renders = pending.results() if pending is not None else None
+        for item, (_, update), rendered in zip(items, adopted, renders or [], strict=False):
             if rendered is not None:
                 item.take_render(update, rendered.text)
         batch: list[list[br.Effect]] = []
@@ -483,75 +446,7 @@ class LocalNode:
     def items(self) -> RepoItems:
         if self._items is None:
             self._items = RepoItems(self.repo)
-            self._items.show = self._shown_file
         return self._items
-
-    # -- renders shown by peers ------------------------------------------------
-
-    def _shown_file(self, key: str) -> bytes | None:
-        """Our file of ``key`` if it shows exactly the item's state (syncproto's
-        ``SHOWN``): the bridge holds no older base or seen state for it, nothing
-        about its path waits (a move, a grace, a bad file), and the file on disk
-        is byte for byte the one last written or ingested for that state."""
-        bridge = self.bridge
-        relpath = bridge.path_of(key)
-        if relpath is None or key in bridge.base or key in bridge.seen or key in bridge.moving:
-            return None
-        if key in bridge.strays or key in bridge.revived or relpath in bridge.bad:
-            return None
-        if relpath in bridge.pending_delete or relpath in bridge.suspect_empty:
-            return None
-        record = bridge.disk.get(relpath)
-        item = self.repo.get(key)
-        if record is None or record.key != key or item is None or not item.alive():
-            return None
-        data = self.fs.read(relpath, self.config.max_item_bytes)
-        if data is None or br.content_hash(data) != record.digest:
-            return None  # a save is landing: the asker renders for itself
-        return data
-
-    def _take_shown(
-        self, key: str, item: ItemDoc, update: bytes, shown: bytes, origin: str
-    ) -> None:
-        """A new item's render as the peer's file shows it: taken now, checked later.
-
-        A member can already send any update, so taking its file for the render
-        trusts it with nothing new; the check (``check_shown``) is for a peer's
-        bug: a file that is not its state's render is rewritten from ours.
-        """
-        try:
-            text = shown.decode()
-        except UnicodeDecodeError:
-            self._shown_wrongly(key, origin, "is not UTF-8")
-            return
-        item.take_render(update, text)
-        self._unchecked[key] = (update, origin)
-        self.shown_at_ms = self.clock()
-
-    def unchecked_shown(self) -> int:
-        return len(self._unchecked)
-
-    def check_shown(self, limit: int) -> int:
-        """Render up to ``limit`` items taken from peers' files and compare; a file
-        that differs is rewritten with our render (and named in one log line).
-        Returns how many are left to check."""
-        for _ in range(min(limit, len(self._unchecked))):
-            key, (update, origin) = self._unchecked.popitem()
-            item = self.repo.get(key)
-            if item is None or item.encoded() != update:
-                continue  # changed since: rendered here already, and written if it differed
-            taken = item.render()
-            if taken == render_new(update):
-                continue
-            self._shown_wrongly(key, origin, "does not show its state")
-            item.forget_render()
-            self.execute(self.bridge.on_remote(key, origin))
-        return len(self._unchecked)
-
-    def _shown_wrongly(self, key: str, origin: str, why: str) -> None:
-        line = f"peer {origin}: its file of item {key} {why}; rendered here instead"
-        log.warning("%s", line)
-        self.shown_wrong.append(line)
 
     # -- start-up ----------------------------------------------------------
 
@@ -1262,7 +1157,6 @@ async def _follow(node: LocalNode, stop: asyncio.Event) -> None:
     async with asyncio.TaskGroup() as group:
         group.create_task(_watch(node, stop, wake))
         group.create_task(_timers(node, stop, wake))
-        group.create_task(_check_shown(node, stop))
         await stop.wait()
         wake.set()
 
@@ -1317,16 +1211,6 @@ async def _announce_ready(
             await asyncio.wait_for(node.ready.wait(), PROBE_INTERVAL_S)
     log.warning("the file watcher did not report its probe; saves may be seen late")
     node.ready.set()
-
-
-async def _check_shown(node: LocalNode, stop: asyncio.Event) -> None:
-    """Check the renders taken from peers' files, a slice at a time, in the lulls
-    between batches (a first sync is not slowed by it)."""
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), SHOWN_CHECK_EVERY_S)
-        if node.unchecked_shown() and node.clock() - node.shown_at_ms >= SHOWN_LULL_MS:
-            node.check_shown(SHOWN_CHECK_SLICE)
 
 
 async def _timers(node: LocalNode, stop: asyncio.Event, wake: asyncio.Event) -> None:

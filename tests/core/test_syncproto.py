@@ -157,28 +157,3 @@ def drain(session: sp.PeerSync, message: bytes, count: int) -> None:
     """Send ``count`` messages at one instant."""
     for _ in range(count):
         session.receive(message, 1000)
-
-
-def test_an_item_the_asker_lacks_comes_with_the_file_that_shows_it() -> None:
-    """Rule 5: a SYNC1 with an empty vector is answered by SHOWN when we can show it."""
-    a = make_repo("peer-a", 1, 2)
-    items = sp.RepoItems(a)
-    items.refresh_all()
-    items.show = lambda key: f"file of {key}".encode() if key == "item-0" else None
-    session = sp.PeerSync(items, 0)
-    for key, shown in (("item-0", b"file of item-0"), ("item-1", None)):
-        (reply,) = session.receive(sp.encode(sp.Kind.SYNC1, key.encode(), sp.EMPTY_VECTOR), 1)[0]
-        asker = sp.PeerSync(sp.RepoItems(make_repo("peer-b", 2, 0)), 0)
-        _, (got,) = asker.receive(reply, 1)
-        assert (got.key, got.update, got.shown) == (key, a.encoded(key), shown)
-
-
-def test_an_asker_holding_part_of_an_item_gets_no_file() -> None:
-    """The file shows the whole state; an update since a non-empty vector is not it."""
-    a = make_repo("peer-a", 1, 1)
-    items = sp.RepoItems(a)
-    items.show = lambda key: b"the whole file"
-    vector = items.state_vector("item-0")
-    assert vector is not None
-    (reply,) = sp.PeerSync(items, 0).receive(sp.encode(sp.Kind.SYNC1, b"item-0", vector), 1)[0]
-    assert sp.decode(reply)[0] is sp.Kind.SYNC2

@@ -19,7 +19,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,7 +44,7 @@ declare us dead (it did, before this limit). A batch waits for three rounds
 of fsyncs whatever its size; 256 (a quarter to half a second of work) waits
 for them a quarter as often as 64 did."""
 INBOX_MAX = 4096
-_UPDATE_KINDS = (bytes([sp.Kind.SYNC2]), bytes([sp.Kind.UPDATE]), bytes([sp.Kind.SHOWN]))
+_UPDATE_KINDS = (bytes([sp.Kind.SYNC2]), bytes([sp.Kind.UPDATE]))
 
 
 Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
@@ -61,14 +61,9 @@ class Replica(Protocol):
     @property
     def items(self) -> sp.RepoItems: ...
 
-    def receive(self, key: str, update: bytes, origin: str, shown: bytes | None = None) -> None: ...
+    def receive(self, key: str, update: bytes, origin: str) -> None: ...
 
-    def receive_many(
-        self,
-        updates: Sequence[tuple[str, bytes]],
-        origin: str,
-        shown: Mapping[str, bytes] | None = None,
-    ) -> None: ...
+    def receive_many(self, updates: Sequence[tuple[str, bytes]], origin: str) -> None: ...
 
 
 @dataclass
@@ -347,13 +342,9 @@ class Peering:
         before = [digests.get(got.key) for got in received]
         try:
             if len(received) == 1:
-                got = received[0]
-                self.replica.receive(got.key, got.update, link.peer_id, got.shown)
+                self.replica.receive(received[0].key, received[0].update, link.peer_id)
             else:
-                shown = {g.key: g.shown for g in received if g.shown is not None}
-                self.replica.receive_many(
-                    [(g.key, g.update) for g in received], link.peer_id, shown
-                )
+                self.replica.receive_many([(g.key, g.update) for g in received], link.peer_id)
         finally:
             # Also when a bad update ended the batch: the good ones before it were kept.
             for got, old in zip(received, before, strict=True):

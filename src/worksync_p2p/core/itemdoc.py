@@ -347,10 +347,6 @@ class ItemDoc:
         self._fresh()
         self._cache["render"] = text
 
-    def forget_render(self) -> None:
-        """Drop a render kept by :meth:`take_render` that proved wrong."""
-        self._cache.pop("render", None)
-
     def _render(self, *, once: bool = False) -> str | None:
         """``once``: this state is rendered once only (a worker's new document),
         so the head renders are not kept (``codec.render_head_once``)."""

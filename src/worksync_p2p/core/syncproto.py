@@ -15,13 +15,7 @@ per pair of peers carries every item. Rules:
 4. Bad input from the peer (unknown type, truncated field, oversized
    message, a key that is not a string) raises :class:`ProtocolError` with a
    one-line reason; the caller closes that session only.
-5. A ``SYNC1`` with an empty state vector (the asker holds nothing of the
-   item) is answered, where we can, with ``SHOWN(key, update, file)``: the
-   update and our file's bytes, which show exactly that state (the asker
-   takes them as its render instead of rendering: a first sync's largest
-   cost). ``Items.shown`` says when we can; the asker checks the render later
-   (``LocalNode.check_shown``).
-6. An item whose update waits for one it depends on (it arrived out of order,
+5. An item whose update waits for one it depends on (it arrived out of order,
    see ``LocalNode._waits``) is asked for at the next heartbeat tick with a
    ``SYNC1``, once per session while it waits.
 
@@ -31,7 +25,7 @@ Message layout: one type byte, then fields as ``u32 length + bytes``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol
@@ -60,7 +54,6 @@ class Kind(IntEnum):
     UPDATE = 6
     PING = 7
     PONG = 8
-    SHOWN = 9
 
 
 class Items(Protocol):
@@ -75,14 +68,6 @@ class Items(Protocol):
 
     def waiting_keys(self) -> Collection[str]: ...
 
-    def shown(self, key: str) -> bytes | None:
-        """Our file of ``key`` if it shows exactly the item's state, else None."""
-        ...
-
-
-EMPTY_VECTOR = b"\x00"
-"""The state vector of a document that holds nothing."""
-
 
 @dataclass(frozen=True)
 class Received:
@@ -90,8 +75,6 @@ class Received:
 
     key: str
     update: bytes
-    shown: bytes | None = None
-    """The sender's file of the item, showing exactly ``update`` (a ``SHOWN``)."""
 
 
 def encode(kind: Kind, *fields: bytes) -> bytes:
@@ -204,11 +187,6 @@ class PeerSync:
             key = _key(key_raw)
             self.asked.discard(key)
             return [], [Received(key, update)]
-        if kind is Kind.SHOWN:
-            key_raw, update, shown = _fields(kind, fields, 3)
-            key = _key(key_raw)
-            self.asked.discard(key)
-            return [], [Received(key, update, shown)]
         return self._reply(kind, fields), []
 
     def _reply(self, kind: Kind, fields: list[bytes]) -> list[bytes]:
@@ -261,7 +239,7 @@ class PeerSync:
         for key, their_digest in sorted(theirs.items()):
             if self.items.digests.get(key) != their_digest and key not in self.asked:
                 self.asked.add(key)
-                vector = self.items.state_vector(key) or EMPTY_VECTOR
+                vector = self.items.state_vector(key) or b"\x00"
                 asks.append(encode(Kind.SYNC1, key.encode(), vector))
         return self._sent(asks)
 
@@ -269,9 +247,6 @@ class PeerSync:
         update = self.items.update_since(key, vector)
         if update is None:
             return []
-        shown = self.items.shown(key) if vector == EMPTY_VECTOR else None
-        if shown is not None:
-            return self._sent([encode(Kind.SHOWN, key.encode(), update, shown)])
         return self._sent([encode(Kind.SYNC2, key.encode(), update)])
 
     # -- heartbeat ---------------------------------------------------------
@@ -303,7 +278,7 @@ class PeerSync:
         asks = []
         for key in sorted(set(waiting) - self.fetched - self.asked):
             self.fetched.add(key)
-            vector = self.items.state_vector(key) or EMPTY_VECTOR
+            vector = self.items.state_vector(key) or b"\x00"
             asks.append(encode(Kind.SYNC1, key.encode(), vector))
         return asks
 
@@ -314,8 +289,6 @@ class RepoItems:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
         self._digests = dg.DigestIndex()
-        self.show: Callable[[str], bytes | None] = _nothing_shown
-        """Our file of an item if it shows exactly its state (set by the node)."""
         self.waiting: dict[str, bytes] = {}
         """Items an applied update of which waits for one it depends on: key -> what
         waits (``yupdate.waiting``). Kept by the node, which does not render them."""
@@ -342,9 +315,6 @@ class RepoItems:
     def waiting_keys(self) -> Collection[str]:
         return self.waiting.keys()
 
-    def shown(self, key: str) -> bytes | None:
-        return None if key in self.waiting else self.show(key)
-
     def state_vector(self, key: str) -> bytes | None:
         state = self.repo.encoded(key)
         return None if state is None else pycrdt.get_state(state)
@@ -357,7 +327,3 @@ class RepoItems:
             return pycrdt.get_update(state, state_vector)
         except ValueError as error:
             raise ProtocolError(f"bad state vector for {key!r}: {error}") from None
-
-
-def _nothing_shown(key: str) -> bytes | None:
-    return None
