@@ -109,6 +109,29 @@ def test_the_workers_renders_are_not_made_again_at_home(
     assert disk(node.root) == {f"item-{n}.md": item_text(n) for n in range(COUNT)}
 
 
+def test_the_workers_paths_are_not_read_again_at_home(
+    node: LocalNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker reads each item's path with its render (decoding every meta cell
+    once); the daemon takes it with the render instead of decoding them again."""
+    pool = renderpool.shared()
+    if pool is None:
+        pytest.skip("one core: the daemon renders every batch itself")
+    assert pool.start(30.0), "the render workers did not start"
+    _, updates = remote_items(COUNT)
+    read_at_home: list[str | None] = []
+    read_path = ItemDoc._read_path
+
+    def counted(item: ItemDoc) -> str | None:
+        read_at_home.append(item.key)
+        return read_path(item)
+
+    monkeypatch.setattr(ItemDoc, "_read_path", counted)
+    node.receive_many(updates, "peer-b")
+    assert read_at_home == []
+    assert disk(node.root) == {f"item-{n}.md": item_text(n) for n in range(COUNT)}
+
+
 def test_a_batch_mixing_known_and_new_items_applies_all(node: LocalNode) -> None:
     remote, updates = remote_items(COUNT)
     node.receive_many(updates[:10], "peer-b")

@@ -295,7 +295,7 @@ class LocalNode:
         renders = pending.results() if pending is not None else None
         for item, (_, update), rendered in zip(items, adopted, renders or [], strict=False):
             if rendered is not None:
-                item.take_render(update, rendered.text)
+                item.take_render(update, rendered.text, rendered.path)
         batch: list[list[br.Effect]] = []
         for item, (key, update) in zip(items, adopted, strict=True):
             if self._waits(key, item, update):

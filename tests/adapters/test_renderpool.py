@@ -14,7 +14,7 @@ import pytest
 
 from tests.test_receive_many import remote_items
 from worksync_p2p.adapters import renderpool
-from worksync_p2p.core.itemdoc import render_new
+from worksync_p2p.core.itemdoc import read_new
 
 START_S = 30.0
 EXIT_S = 10.0
@@ -33,7 +33,7 @@ def updates(count: int) -> list[bytes]:
 
 
 def at_home(update: bytes) -> renderpool.Rendered:
-    return renderpool.Rendered(render_new(update))
+    return renderpool.Rendered(*read_new(update))
 
 
 def test_workers_render_what_the_daemon_renders(pool: renderpool.RenderPool) -> None:

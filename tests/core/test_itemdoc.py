@@ -503,3 +503,21 @@ def test_renders_kept_by_state_are_bounded_and_never_serve_another_state() -> No
         assert b.item.render() == text == a.item.render()
         assert len(itemdoc._RENDERS) <= itemdoc.RENDERS_KEPT
     assert _reads(b.item) == _uncached(b.item)
+
+
+# -- reads taken from a worker -----------------------------------------------
+
+
+def test_a_path_read_elsewhere_is_kept_only_for_the_state_it_was_read_from() -> None:
+    (rep,) = start(["peer-a"], seed(BASE))
+    state = rep.state()
+    assert itemdoc.read_new(state) == (rep.item.render(), PATH)
+    fresh = ItemDoc.new(7)
+    fresh.apply_remote(state)
+    fresh.take_render(state, "taken text", "taken/path.md")
+    assert (fresh.render(), fresh.path()) == ("taken text", "taken/path.md")
+    fresh.take_render(b"another state", "x", "x.md")  # not its state: ignored
+    assert fresh.path() == "taken/path.md"
+    moved = Replica("peer-b", fresh, Writer("peer-b", Hlc("peer-b"), 0))
+    moved.edit(BASE, 5_000, path="moved.md")  # a change: read again from the document
+    assert fresh.path() == "moved.md"

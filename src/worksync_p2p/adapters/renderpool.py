@@ -2,13 +2,14 @@
 
 A first sync renders every item it receives (about a third of the receiving
 peer's CPU), and rendering is a pure function of a document's state
-(``itemdoc.render_new``). While the node applies and commits a batch,
-these workers render the same updates on the other cores; the node keeps a
-worker's text as the render of the update's bytes, used only while its own
-document's state encodes to exactly those bytes (``ItemDoc.take_render``), so
-the result is the same whichever process rendered it. Anything that goes
-wrong with a worker (it died, hung or answered garbage) makes the node render
-that batch itself, as it did without them.
+(``itemdoc.read_new``, which also reads the item's path). While the node
+applies and commits a batch, these workers render the same updates on the
+other cores; the node keeps a worker's text (and path) as the reads of the
+update's bytes, used only while its own document's state encodes to exactly
+those bytes (``ItemDoc.take_render``), so the result is the same whichever
+process rendered it. Anything that goes wrong with a worker (it died, hung or
+answered garbage) makes the node render that batch itself, as it did without
+them.
 
 The workers are plain ``python -m worksync_p2p.adapters.renderpool``
 processes on pipes: they import only the core, not the daemon. They start
@@ -18,7 +19,8 @@ closes, so a killed daemon leaves none behind.
 
 Frames on the pipes: a 4-byte length, then the payload. A request is a
 sequence of ``u32 length + update``; the reply holds per update a status
-byte (rendered, deleted or empty, bad update) and ``u32 + UTF-8 text``. No
+byte (rendered, deleted or empty, bad update), ``u32 + UTF-8 text`` and
+``u32 + UTF-8 path`` (empty: none; an item's path is never empty). No
 hash of the state crosses: a full update applied to an empty document
 encodes back to the same bytes, which the node compares when it renders. A
 worker's first frame (empty) says it is ready. The pipes are made large
@@ -61,6 +63,8 @@ class Rendered:
 
     text: str | None
     """None: the update leaves the item deleted or empty."""
+    path: str | None
+    """The item's path in that state (None: it names none)."""
 
 
 PIPE_BYTES = 1 << 20
@@ -90,17 +94,21 @@ def _frames(stream: BinaryIO) -> list[bytes] | None:
     return updates
 
 
-def _reply(updates: list[bytes], render_new: Callable[[bytes], str | None]) -> bytes:
+Read = Callable[[bytes], tuple[str | None, str | None]]
+
+
+def _reply(updates: list[bytes], read_new: Read) -> bytes:
     parts = []
     for update in updates:
         try:
-            text = render_new(update)
+            text, path = read_new(update)
         except ValueError:
-            parts.append(bytes([_BAD]) + _LEN.pack(0))
+            parts.append(bytes([_BAD]) + _LEN.pack(0) + _LEN.pack(0))
             continue
         status = _NO_TEXT if text is None else _TEXT
         encoded = b"" if text is None else text.encode()
-        parts += [bytes([status]), _LEN.pack(len(encoded)), encoded]
+        where = (path or "").encode()
+        parts += [bytes([status]), _LEN.pack(len(encoded)), encoded, _LEN.pack(len(where)), where]
     payload = b"".join(parts)
     return _LEN.pack(len(payload)) + payload
 
@@ -108,12 +116,12 @@ def _reply(updates: list[bytes], render_new: Callable[[bytes], str | None]) -> b
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
     """Answer requests until the pipe closes."""
     # Imported here, not at the top: the daemon imports this module too.
-    from worksync_p2p.core.itemdoc import render_new  # noqa: PLC0415
+    from worksync_p2p.core.itemdoc import read_new  # noqa: PLC0415
 
     stdout.write(_LEN.pack(0))  # "ready": the imports are done
     stdout.flush()
     while (updates := _frames(stdin)) is not None:
-        stdout.write(_reply(updates, render_new))
+        stdout.write(_reply(updates, read_new))
         stdout.flush()
 
 
@@ -126,16 +134,25 @@ def _decode_reply(payload: bytes, count: int) -> list[Rendered | None]:
     at = 0
     for _ in range(count):
         status = payload[at]
-        (size,) = _LEN.unpack_from(payload, at + 1)
-        text = payload[at + 1 + _LEN.size : at + 1 + _LEN.size + size]
-        at += 1 + _LEN.size + size
+        text, at = _field(payload, at + 1)
+        path, at = _field(payload, at)
         if status == _BAD:
             out.append(None)
         else:
-            out.append(Rendered(None if status == _NO_TEXT else text.decode()))
+            text_read = None if status == _NO_TEXT else text.decode()
+            out.append(Rendered(text_read, path.decode() or None))
     if at != len(payload):
         raise ValueError("a reply longer than its renders")
     return out
+
+
+def _field(payload: bytes, at: int) -> tuple[bytes, int]:
+    """One ``u32 length + bytes`` field at ``at``; the bytes and the offset after it."""
+    (size,) = _LEN.unpack_from(payload, at)
+    start = at + _LEN.size
+    if start + size > len(payload):
+        raise ValueError("a reply cut short")
+    return payload[start : start + size], start + size
 
 
 class _Worker:
