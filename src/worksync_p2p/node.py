@@ -579,6 +579,9 @@ class LocalNode:
         data = self.fs.read(relpath, self.config.max_item_bytes) if stat else None
         if stat is not None:
             self._stats[relpath] = stat
+        if data is not None and self.bridge.shows_its_record(relpath, data):
+            self._empty_stats.pop(relpath, None)  # as _check_emptied_again does
+            return  # nothing to do: skip the store's transaction and the bridge
         self._check_emptied_again(relpath, data, stat)
         with self._durably():
             self.execute(self.bridge.on_file(relpath, data, self.clock()))

@@ -338,6 +338,18 @@ class Bridge:
             return self._returned(relpath, data, now_ms)
         return self._read(relpath, data, digest, now_ms)
 
+    def shows_its_record(self, relpath: str, data: bytes) -> bool:
+        """Whether ``on_file(relpath, data)`` would do nothing at all: the file holds
+        what we last wrote or read there, and no grace, move or leftover is about
+        the path. (The watcher reports every file we write: a first sync's
+        thousands of them are told apart here, before any of the rest.)"""
+        if data == b"" or relpath in self.pending_delete or relpath in self.leftovers:
+            return False
+        if relpath in self.suspect_empty or relpath in self.confirmed_empty:
+            return False
+        record = self.disk.get(relpath)
+        return record is not None and record.digest == content_hash(data)
+
     def _read(self, relpath: str, data: bytes, digest: str, now_ms: int) -> list[Effect]:
         try:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
