@@ -38,6 +38,20 @@ def test_the_same_content_again_does_nothing() -> None:
     assert bridge.on_file("t1.md", TEXT.encode(), 1001) == []
 
 
+def test_a_file_shows_its_record_only_while_on_file_would_do_nothing() -> None:
+    bridge = make_bridge()
+    data = TEXT.encode()
+    assert not bridge.shows_its_record("t1.md", data)  # not read yet: no record
+    bridge.on_file("t1.md", data, 1000)
+    assert bridge.shows_its_record("t1.md", data)
+    assert not bridge.shows_its_record("t1.md", TEXT.replace("todo", "done").encode())
+    assert not bridge.shows_its_record("t1.md", b"")  # a truncate: the empty-file grace
+    bridge.on_file("t1.md", None, 2000)  # vanished: its delete grace runs
+    assert not bridge.shows_its_record("t1.md", data)
+    assert bridge.on_file("t1.md", data, 2001) == []  # back: the grace is over
+    assert bridge.shows_its_record("t1.md", data)
+
+
 def test_an_edit_names_the_changed_fields() -> None:
     bridge = make_bridge()
     bridge.on_file("t1.md", TEXT.encode(), 1000)
