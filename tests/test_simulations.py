@@ -483,6 +483,14 @@ def test_b74_the_delete_of_a_down_peer_has_seen_what_its_store_holds() -> None:
     assert world.ledger.delete_seen[(peer.label, key)] == held
 
 
+def test_b75_a_stale_editor_saving_the_users_copy_removed_as_ours() -> None:
+    """Soak seed 10102 (no smaller reproduction found): the user's move of the item's file,
+    racing a peer's rename, held exactly what we wrote and was removed as our file moved;
+    a stale editor opened on that copy saved it after a restart: an extra file on p2."""
+    result = run_seed(10102, 5, 200)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 
