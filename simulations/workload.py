@@ -229,8 +229,11 @@ class Workload:
         self.ledger.retract(
             te.markers_in(pick.text) + list(self._conflict_markers(pick.peer, pick.key))
         )
+        # What the replica held when the person removed the file. A peer that is
+        # down holds its store: without this the delete, decided at the next start
+        # after a sync, was judged as if it had seen the edits that sync brought.
         node = pick.peer.node
-        state = node.repo.encoded(pick.key) if node is not None else None
+        state = node.repo.encoded(pick.key) if node is not None else pick.peer.store.load(pick.key)
         if state is not None:
             self.ledger.delete_seen[(pick.peer.label, pick.key)] = state
         pick.peer.fs.remove(pick.relpath)

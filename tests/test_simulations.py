@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from simulations import textedit as te
+from simulations import workload
 from simulations.__main__ import main
 from simulations.fakes import MemoryStore
 from simulations.memfs import MemFS
-from simulations.world import GC_YOUNG_OBJECTS, Result, rare_collections, run_seed
+from simulations.world import GC_YOUNG_OBJECTS, Result, World, rare_collections, run_seed
 from worksync_p2p.core import codec
 from worksync_p2p.core.bridge import content_hash
 from worksync_p2p.core.hlc import Hlc
@@ -452,6 +453,41 @@ def test_b59_a_line_the_write_set_and_the_user_extended_after_a_power_cut() -> N
     the write had extended. Start-up's test took the line as not showing the write,
     kept the stale base, and the save merged from it held the peer's word twice."""
     result = run_seed(315, 5, 68, later_ops=False)
+    assert result.ok, _explain(result)
+
+
+def test_b74_a_delete_made_while_the_peer_was_down_is_judged_on_its_store() -> None:
+    """Harness (soak seeds 10072 and 10332, no smaller reproduction found): a person
+    deleted a file while the peer's daemon was down, and another peer edited the item
+    meanwhile. The ledger took what the delete had seen from the replica at the moment
+    the node decided it, after the start-up sync had brought the concurrent edit, so the
+    edit's win (DESIGN: a delete concurrent with an edit loses) was reported as a
+    deleted item back."""
+    for seed in (10072, 10332):
+        result = run_seed(seed, 5, 200)
+        assert result.ok, _explain(result)
+
+
+def test_b74_the_delete_of_a_down_peer_has_seen_what_its_store_holds() -> None:
+    world = World(5, 2, 10)
+    world._setup()
+    world.sim.run_until(world.sim.now + 2_000)
+    peer = world.peers[0]
+    relpath = peer.fs.list_items()[0]
+    text = (peer.fs.get(relpath) or b"").decode()
+    key = workload._item_key_of(text, relpath)
+    held = peer.store.load(key)
+    assert held is not None
+    peer.stop()
+    assert world.workload._delete(workload.Pick(peer, relpath, text, key))
+    assert world.ledger.delete_seen[(peer.label, key)] == held
+
+
+def test_b75_a_stale_editor_saving_the_users_copy_removed_as_ours() -> None:
+    """Soak seed 10102 (no smaller reproduction found): the user's move of the item's file,
+    racing a peer's rename, held exactly what we wrote and was removed as our file moved;
+    a stale editor opened on that copy saved it after a restart: an extra file on p2."""
+    result = run_seed(10102, 5, 200)
     assert result.ok, _explain(result)
 
 

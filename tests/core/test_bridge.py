@@ -1031,3 +1031,27 @@ def test_a_peers_delete_refused_for_a_save_leaves_no_departed_entry() -> None:
     bridge.on_remove_refused("t1.md", "t1", saved.encode(), 3100)
     assert bridge.path_of("t1") == "t1.md"
     assert "t1.md" not in bridge.departed
+
+
+def test_a_stale_editor_saving_the_users_copy_removed_as_ours_edits_the_item() -> None:
+    """B75 (soak seed 10102): the user moved the item's file as a peer's rename was being
+    written; their copy held exactly what we wrote, so it was taken for our file moved and
+    removed. An editor opened on that copy saved it later: a second file of the id,
+    reported and never synced, with the user's line."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES, path="moved.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    assert [e.relpath for e in effects if isinstance(e, b.WriteFile)] == ["moved.md"]
+    bridge.wrote("t1", "moved.md")
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2010) == []  # the user moved it
+    effects = bridge.on_file("user.md", LINES.encode(), 2020)  # exactly what we wrote
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["user.md"]
+    bridge.removed("user.md", "t1")
+    stale = LINES.replace("line 2", "line 2\nuser line")
+    effects = bridge.on_file("user.md", stale.encode(), 2300)  # the editor's save
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["user.md"]
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert (write.relpath, write.text) == ("moved.md", stale)

@@ -584,6 +584,12 @@ class Bridge:
             # Exactly the file we wrote, moved by the user as their own copy took
             # the item: it holds nothing the item lacks. It goes.
             del self.strays[key]
+            # An editor may still be open on it (it was the user's file a moment
+            # ago): a save there is an edit of the item, made on what it showed.
+            # Without a departed entry that save was a second file of the id (B75).
+            record = self.disk.get(owner)
+            shown = self.base.get(key) or self.repo.encoded(key)
+            self._depart(relpath, key, shown if record and record.digest == digest else stray[1])
             return [RemoveFile(relpath, digest, key)]
         if self._yields_to(key, owner, parsed):
             return None
