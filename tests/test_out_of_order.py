@@ -127,3 +127,30 @@ def test_a_partial_state_that_reads_alive_is_written_as_before(node: LocalNode) 
     assert "status: doing" in text
     assert "our line\n" in text
     assert "their line\n" in text
+
+
+def test_what_waits_is_known_again_after_a_restart(tmp_path: Path) -> None:
+    """The second edit is stored as it came; after a restart the item, brought back
+    from the store, still waits: the session asks for it, and the first edit,
+    arriving after the document left memory (which drops pending structs), still
+    completes it."""
+    workspace = init(tmp_path / "b").workspace
+    path = workspace.root / NAME
+    path.write_text(TEXT)
+    with SqliteStore(workspace.store_path) as store:
+        first = LocalNode(workspace, workspace.load_config(), store)
+        first.load()
+        first.reconcile()
+        u1, u2, final = two_edits(first)
+        first.receive(KEY, u2, "peer-b")
+        assert KEY in first.items.waiting_keys()
+    with SqliteStore(workspace.store_path) as store:
+        node = LocalNode(workspace, workspace.load_config(), store)
+        node.load()
+        node.reconcile()
+        assert node.repo.get(KEY) is not None
+        assert KEY in node.items.waiting_keys()
+        node.repo.load(KEY, node.repo.encoded(KEY) or b"")  # out of memory: pending dropped
+        node.receive(KEY, u1, "peer-b")
+        assert path.read_text() == final
+        assert not node.items.waiting_keys()

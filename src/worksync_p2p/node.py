@@ -115,6 +115,7 @@ class LocalNode:
         rng = rng or random.Random(random.SystemRandom().getrandbits(64))
         client_id = rng.getrandbits(CLIENT_ID_BITS)
         self.repo = Repo(Writer(self.peer_id, hlc, 0), client_id, rng=rng)
+        self.repo.on_waiting = self._waited_since_the_stop
         self.bridge = br.Bridge(self.repo, max_item_bytes=config.max_item_bytes)
         self._stats: dict[str, Stat] = {}
         self.events_socket: Path | None = None
@@ -176,6 +177,12 @@ class LocalNode:
                 self.peering.drop_revoked(self.is_allowed)
             return False
         return not self._waits(key, item, applied)
+
+    def _waited_since_the_stop(self, key: str, rest: bytes) -> None:
+        """An item brought back from the store with structs still waiting (stored as
+        they came, before what they depend on): kept as ``_waits`` keeps them, so the
+        sessions ask for the item and a later update is applied joined with them."""
+        self.items.waiting.setdefault(key, rest)
 
     def _waits(self, key: str, item: ItemDoc, applied: bytes) -> bool:
         """Whether ``item`` reads deleted only because an update waits for one it

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from worksync_p2p.core import codec, fields
+from worksync_p2p.core import codec, fields, yupdate
 from worksync_p2p.core.itemdoc import ItemDoc, Writer, genesis_update, own_cells
 
 DEFAULT_CACHE_SIZE = 512
@@ -50,6 +50,13 @@ class Repo:
         self.cache_size = cache_size
         self._encoded: dict[str, bytes] = {}
         self._live: OrderedDict[str, ItemDoc] = OrderedDict()
+        self.on_waiting: Callable[[str, bytes], None] | None = None
+        """Told ``(key, what waits)`` when a document brought to life from a stored
+        state holds structs still waiting for ones they depend on (an update
+        stored as it came, before its dependency: ``yupdate.waiting``). Pending
+        structs are not part of a document's encoded state, so whoever keeps
+        what waits across evictions (the node) must learn of it here after a
+        restart, or the next eviction would drop them from memory."""
 
     def __contains__(self, key: str) -> bool:
         return key in self._live or key in self._encoded
@@ -75,6 +82,10 @@ class Repo:
             return None
         item = ItemDoc.new(self.client_id)
         item.doc.apply_update(state)
+        if self.on_waiting is not None:
+            rest = yupdate.waiting(item.doc, state)
+            if rest is not None:
+                self.on_waiting(key, rest)
         self._keep(key, item)
         return item
 
