@@ -455,6 +455,15 @@ def test_b59_a_line_the_write_set_and_the_user_extended_after_a_power_cut() -> N
     assert result.ok, _explain(result)
 
 
+def test_b64_a_save_of_the_new_file_of_a_rename_whose_old_file_was_half_saved() -> None:
+    """Seed 326 (not a CI seed; smallest 5 x 38, 5 x 100 too): the old file of a peer's
+    rename was half-way through an in-place save; the item's base (from before the write
+    of the new file) outlived the leftover's merge, and the user's save of the new file,
+    merged from it, held the lines that had arrived in between twice."""
+    result = run_seed(326, 5, 38)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

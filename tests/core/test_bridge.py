@@ -1017,3 +1017,39 @@ def test_a_peers_delete_refused_for_a_save_leaves_no_departed_entry() -> None:
     bridge.on_remove_refused("t1.md", "t1", saved.encode(), 3100)
     assert bridge.path_of("t1") == "t1.md"
     assert "t1.md" not in bridge.departed
+
+
+def test_a_save_of_the_new_file_of_a_rename_is_not_merged_from_the_half_saved_old_ones_base() -> (
+    None
+):
+    """Seed 326 (5 x 100), B64: a peer's line arrived while t1.md was half-way through an
+    in-place save (base: the state before it); a peer's rename then wrote the new file with
+    the line, and the old file, still empty, was a leftover. The base stayed with the item
+    past the leftover's merge, and the user's save of the new file, merged from it, added
+    the peer's line a second time."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", b"", 2000) == []  # an in-place save, at its truncate
+    bridge.before_remote("t1")
+    peer = LINES.replace("line 1", "line 1 peer")
+    _remote_edit(bridge, peer)
+    assert bridge.on_remote("t1", "peer-b") == []  # awaits the save
+    bridge.before_remote("t1")
+    _remote_edit(bridge, peer, path="moved.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert write.relpath == "moved.md"
+    assert "line 1 peer" in write.text
+    bridge.wrote("t1", "moved.md")
+    assert bridge.on_remove_refused("t1.md", "t1", b"", 2010) == []
+    # The old file's save lands and merges from its own state.
+    bridge.on_file("t1.md", LINES.replace("status: todo", "status: old").encode(), 2050)
+    # The user saves the new file, as we wrote it, with a line of their own.
+    bridge.on_file("moved.md", write.text.replace("line 3", "line 3 user").encode(), 2100)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert text.count("peer") == 1
+    assert "line 3 user" in text
+    assert "status: old" in text

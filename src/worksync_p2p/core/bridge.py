@@ -845,6 +845,8 @@ class Bridge:
                 # Kept with the file: the item's base follows its new file, whose
                 # writes drop it (and a restart forgets that the move is open).
                 self._depart(relpath, key, base)
+                if returning is None and self.moving.get(key) == relpath:
+                    self._move_left_behind(key, relpath)
             return []
         if self.moving.get(key) == relpath:
             del self.moving[key]
@@ -861,6 +863,23 @@ class Bridge:
             file_base = returning[1]
         base = file_base if file_base is not None else self.base.pop(key, None)
         return self._merge_left(relpath, key, parsed, content_hash(data), base=base, now_ms=now_ms)
+
+    def _move_left_behind(self, key: str, relpath: str) -> None:
+        """The old file of a move, half-saved, took the base with it (a departed entry):
+        the item's base is no longer the old file's to keep (B64).
+
+        ``wrote`` kept the base while the move was open, for a save of the old file;
+        but the new file, written already, shows what we wrote, not that base. Kept,
+        the base outlived the leftover's merge, and the user's next save of the new
+        file, merged from it, inserted again every line that had arrived between the
+        base and our write. The old file's save merges from its departed state.
+        """
+        current = self.disk.path_of(key)
+        if current is None or current == relpath:
+            return  # the new file's write was refused: nothing shows what we wrote
+        del self.moving[key]
+        self.base.pop(key, None)
+        self.seen.pop(key, None)
 
     def _found_gone(self, relpath: str, key: str, file_base: bytes | None) -> None:
         """A file we were removing was gone before we could: the user moved or deleted
