@@ -464,6 +464,23 @@ def test_b64_a_save_of_the_new_file_of_a_rename_whose_old_file_was_half_saved() 
     assert result.ok, _explain(result)
 
 
+def test_b65_a_same_edit_whose_copy_its_node_had_not_read_yet() -> None:
+    """Harness, seed 10036 (soak; smallest 3 x 45; 10062 at 5 x 200 the same): the
+    same-edit lock went when every replica held the edit, but one of them held it from
+    the other copy, not having read its own save; its person edited again on top, and
+    the node read one save of both edits, which the repair rule cannot take apart."""
+    result = run_seed(10036, 3, 45)
+    assert result.ok, _explain(result)
+
+
+def test_b65_a_same_edit_made_while_a_stale_save_of_the_item_was_unread() -> None:
+    """Harness, seed 10117 (soak; smallest 4 x 150): a stale editor's save of the item's
+    old path, not read yet by its node, was a third edit in flight when the same edit
+    was made on two other peers (the states were equal)."""
+    result = run_seed(10117, 4, 150)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 
