@@ -481,6 +481,15 @@ def test_b65_a_same_edit_made_while_a_stale_save_of_the_item_was_unread() -> Non
     assert result.ok, _explain(result)
 
 
+def test_b66_a_moved_stale_save_taken_for_the_copy_of_a_stray_deleted_long_ago() -> None:
+    """Seed 10117 (soak; no smaller reproduction found): a user's delete racing a peer's
+    rename left a stray that followed the item for good; a stale save of a path the item
+    left later, holding what the item's file held, was renamed before it was read and
+    went to that stray, merged from its old state: a line twice."""
+    result = run_seed(10117, 5, 200)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

@@ -603,17 +603,25 @@ class Bridge:
         held = [(p, state) for p, (k, state) in self.departed.items() if k == key and state]
         if not held:
             return None
-        rivals = [self.base.get(key) or self.repo.encoded(key)]
+        own = self.base.get(key) or self.repo.encoded(key)
+        rivals: list[bytes] = []
         record = self.disk.get(owner)
         for entry in (self.strays.get(key), self.revived.get(key)):
-            if entry is not None and record is not None and entry[0] == record.digest:
-                rivals.append(entry[1])
+            if entry is not None and entry[1] is not None and record is not None:
+                rivals += [entry[1]] if entry[0] == record.digest else []
         lines = text.splitlines()
-        bar = max(_state_likeness(lines, state) for state in rivals if state is not None)
+        bar = max((_state_likeness(lines, state) for state in rivals), default=-1.0)
+        shown = _render_state(own) if own is not None else None
+        own_score = _state_likeness(lines, own) if own is not None else -1.0
         best: tuple[float, str, bytes] | None = None
         for relpath, state in reversed(held):  # the latest departure wins a tie
             score = _state_likeness(lines, state)
-            if score > bar and (best is None or score > best[0]):
+            # A path that left holding what the item's file shows ties with it: merged
+            # from either, the save is the same, so only the other rivals decide (B66).
+            # Lost to ``owner``, the save went to the stray of a copy deleted long ago,
+            # merged from the state that copy held, and doubled the lines since.
+            beats_own = score > own_score or _render_state(state) == shown
+            if beats_own and score > bar and (best is None or score > best[0]):
                 best = (score, relpath, state)
         return None if best is None else (best[1], best[2])
 
