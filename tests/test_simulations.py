@@ -499,6 +499,15 @@ def test_b67_a_moved_file_half_saved_at_start_up_after_a_power_cut() -> None:
     assert result.ok, _explain(result)
 
 
+def test_b68_a_stale_base_after_a_power_cut_whose_write_the_user_partly_undid() -> None:
+    """Seed 10228 (soak; smallest 5 x 90): a power cut left a stale base after a write
+    that merged the user's moved copy; the user then removed a tag the write had kept.
+    Start-up's test saw one line shown and one missed, kept the base, and the save,
+    merged from it, held a peer's line twice."""
+    result = run_seed(10228, 5, 90)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

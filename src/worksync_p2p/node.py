@@ -830,7 +830,8 @@ class LocalNode:
 
 
 def _shows_the_change(text: str, before: str | None, after: str | None) -> bool:
-    """Whether ``text`` has more of the lines ``before`` -> ``after`` changed than not.
+    """Whether ``text`` shows the change ``before`` -> ``after``: it holds a line only the
+    change added, or else more of the lines it changed than not.
 
     A line the change set and the user then extended (a word added to it) still shows
     it: held whole inside a line of the user's own. Counted as missed, the line made a
@@ -841,6 +842,13 @@ def _shows_the_change(text: str, before: str | None, after: str | None) -> bool:
     new = Counter((after or "").splitlines())
     lines = Counter(text.splitlines())
     added, removed = new - old, old - new
+    if any(line.strip() for line in added & lines):
+        # A line only the write brought is in the file: it was written (the user saw
+        # it). Lines of the change missing from the file are then the user's edits
+        # since, not a sign of a write that never landed: counted, a tag the user had
+        # removed made a tie, the stale base stayed, and the save merged from it held
+        # the write's line twice (B68).
+        return True
     own = [line for line in lines if line not in old and line not in new]
     held = Counter({line: n for line, n in (added - lines).items() if _within(line, own)})
     shown = sum((added & lines).values()) + sum((removed - lines).values()) + held.total()
