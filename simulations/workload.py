@@ -26,6 +26,7 @@ from simulations.peer import SimPeer
 from simulations.sched import Sim
 from simulations.swarm import Swarm
 from worksync_p2p.core import naming
+from worksync_p2p.core.bridge import content_hash
 from worksync_p2p.core.report import conflicts_of
 
 FOLDERS = ("", "", "sub/", "sub/deeper/")
@@ -352,9 +353,44 @@ class Workload:
         return True
 
     def _settled(self, key: str) -> bool:
-        """Every replica holds the same state of ``key``: no third edit is in flight."""
+        """Every replica holds the same state of ``key``: no third edit is in flight.
+
+        Equal states are not enough: a save its node has not read yet is an edit in
+        flight too (B65). Before the same edit, a stale editor's save of the item's old
+        path, unread, was a third concurrent edit; after it, a saving peer's node held
+        the edit from the other copy before it read its own save, so the lock went, and
+        the person edited again on top: one save of both edits, whose ``rev`` names
+        another text, so the repair rule (one hash) could not apply.
+        """
         states = {_state_vector(peer, key) for peer in self.peers}
-        return len(states) == 1 and None not in states
+        return (
+            len(states) == 1 and None not in states and all(self._read(p, key) for p in self.peers)
+        )
+
+    def _read(self, peer: SimPeer, key: str) -> bool:
+        """Whether ``peer``'s node has read (or written) every file claiming ``key``."""
+        node = peer.node
+        if node is None:
+            return True  # its store's state is compared (the callers want every peer up)
+        for index, relpath in self.editors.busy:
+            if index != peer.index:
+                continue
+            # Half-way through a save: empty or missing, so whose file it is says the
+            # node's record, or what the path held when it went.
+            record = node.bridge.disk.get(relpath)
+            held = peer.fs.get(relpath) or peer.fs.last_held.get(relpath, b"")
+            if record is not None and record.key == key:
+                return False
+            if _item_key_of(held.decode(errors="replace"), relpath) == key:
+                return False
+        for relpath in peer.fs.list_items():
+            data = peer.fs.get(relpath) or b""
+            if _item_key_of(data.decode(errors="replace"), relpath) != key:
+                continue
+            record = node.bridge.disk.get(relpath)
+            if record is None or record.digest != content_hash(data):
+                return False
+        return True
 
     def _release_lock(self) -> None:
         lock = self.lock

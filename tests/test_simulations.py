@@ -491,6 +491,59 @@ def test_b75_a_stale_editor_saving_the_users_copy_removed_as_ours() -> None:
     assert result.ok, _explain(result)
 
 
+def test_b64_a_save_of_the_new_file_of_a_rename_whose_old_file_was_half_saved() -> None:
+    """Seed 326 (not a CI seed; smallest 5 x 38, 5 x 100 too): the old file of a peer's
+    rename was half-way through an in-place save; the item's base (from before the write
+    of the new file) outlived the leftover's merge, and the user's save of the new file,
+    merged from it, held the lines that had arrived in between twice."""
+    result = run_seed(326, 5, 38)
+    assert result.ok, _explain(result)
+
+
+def test_b65_a_same_edit_whose_copy_its_node_had_not_read_yet() -> None:
+    """Harness, seed 10036 (soak; smallest 3 x 45; 10062 at 5 x 200 the same): the
+    same-edit lock went when every replica held the edit, but one of them held it from
+    the other copy, not having read its own save; its person edited again on top, and
+    the node read one save of both edits, which the repair rule cannot take apart."""
+    result = run_seed(10036, 3, 45)
+    assert result.ok, _explain(result)
+
+
+def test_b65_a_same_edit_made_while_a_stale_save_of_the_item_was_unread() -> None:
+    """Harness, seed 10117 (soak; smallest 4 x 150): a stale editor's save of the item's
+    old path, not read yet by its node, was a third edit in flight when the same edit
+    was made on two other peers (the states were equal)."""
+    result = run_seed(10117, 4, 150)
+    assert result.ok, _explain(result)
+
+
+def test_b66_a_moved_stale_save_taken_for_the_copy_of_a_stray_deleted_long_ago() -> None:
+    """Seed 10117 (soak; no smaller reproduction found): a user's delete racing a peer's
+    rename left a stray that followed the item for good; a stale save of a path the item
+    left later, holding what the item's file held, was renamed before it was read and
+    went to that stray, merged from its old state: a line twice."""
+    result = run_seed(10117, 5, 200)
+    assert result.ok, _explain(result)
+
+
+def test_b67_a_moved_file_half_saved_at_start_up_after_a_power_cut() -> None:
+    """Seed 10233 (soak; no smaller reproduction found): a power cut left a stale base;
+    the user moved the file while the node was down and was saving it in place as it
+    started, so the stale-base test read an empty file and kept the base; the landed
+    save, merged from it, held the peer's line twice."""
+    result = run_seed(10233, 5, 200)
+    assert result.ok, _explain(result)
+
+
+def test_b68_a_stale_base_after_a_power_cut_whose_write_the_user_partly_undid() -> None:
+    """Seed 10228 (soak; smallest 5 x 90): a power cut left a stale base after a write
+    that merged the user's moved copy; the user then removed a tag the write had kept.
+    Start-up's test saw one line shown and one missed, kept the base, and the save,
+    merged from it, held a peer's line twice."""
+    result = run_seed(10228, 5, 90)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 
@@ -611,3 +664,37 @@ def test_the_file_we_wrote_away_when_the_users_copy_took_the_item_is_merged_afte
     assert node.bridge.duplicates == {}
     merged = ITEM.replace("line 0", "line 0 user").replace("line 1", "line 1 ours")
     assert fs.get("user.md") == merged.replace("line 2", "line 2 peer").encode()
+
+
+def test_a_save_half_way_at_start_up_after_a_power_cut_is_not_merged_from_a_stale_base() -> None:
+    """B67 (seed 10233, 5 x 200): a power cut lost the record of our write of a peer's line
+    and the base's removal. At start-up the file was half-way through an in-place save
+    (empty), so the test for a stale base (B45, B59) had nothing to read and the base
+    stayed; the landed save, which showed the line, was merged from it: the line twice."""
+    fs, store = MemFS(), MemoryStore()
+    now_ms = [1_000]
+    fs.put("t1.md", ITEM.encode())
+    node = _sim_node(fs, store, now_ms)
+    state = node.repo.encoded("t1")
+    assert state is not None
+    peer = Repo(Writer("bbbb000002", Hlc("bbbb000002"), 0), 99)
+    peer.load("t1", state)
+    theirs = ITEM.replace("line 2", "line 2\nline 3 peer")
+    update = peer.ingest("t1", "t1.md", codec.parse(theirs.encode(), "t1.md"), 2_000).update
+    assert update is not None
+    now_ms[0] = 2_000
+    node.receive("t1", update, "bbbb000002")
+    assert fs.get("t1.md") == theirs.encode()
+    store.crash(drop_last=True)  # the write's record and the base's removal are lost
+    fs.put("t1.md", b"")  # the user's in-place save, at its truncate as the node starts
+    now_ms[0] = 3_000
+    node = _sim_node(fs, store, now_ms)
+    fs.put("t1.md", theirs.replace("line 0", "line 0 user").encode())
+    now_ms[0] = 3_050
+    node.on_relpaths(["t1.md"])
+    item = node.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert text.count("line 3 peer") == 1
+    assert "line 0 user" in text

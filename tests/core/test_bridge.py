@@ -1055,3 +1055,68 @@ def test_a_stale_editor_saving_the_users_copy_removed_as_ours_edits_the_item() -
     assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["user.md"]
     (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
     assert (write.relpath, write.text) == ("moved.md", stale)
+
+
+def test_a_save_of_the_new_file_of_a_rename_is_not_merged_from_the_half_saved_old_ones_base() -> (
+    None
+):
+    """Seed 326 (5 x 100), B64: a peer's line arrived while t1.md was half-way through an
+    in-place save (base: the state before it); a peer's rename then wrote the new file with
+    the line, and the old file, still empty, was a leftover. The base stayed with the item
+    past the leftover's merge, and the user's save of the new file, merged from it, added
+    the peer's line a second time."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", b"", 2000) == []  # an in-place save, at its truncate
+    bridge.before_remote("t1")
+    peer = LINES.replace("line 1", "line 1 peer")
+    _remote_edit(bridge, peer)
+    assert bridge.on_remote("t1", "peer-b") == []  # awaits the save
+    bridge.before_remote("t1")
+    _remote_edit(bridge, peer, path="moved.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert write.relpath == "moved.md"
+    assert "line 1 peer" in write.text
+    bridge.wrote("t1", "moved.md")
+    assert bridge.on_remove_refused("t1.md", "t1", b"", 2010) == []
+    # The old file's save lands and merges from its own state.
+    bridge.on_file("t1.md", LINES.replace("status: todo", "status: old").encode(), 2050)
+    # The user saves the new file, as we wrote it, with a line of their own.
+    bridge.on_file("moved.md", write.text.replace("line 3", "line 3 user").encode(), 2100)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert text.count("peer") == 1
+    assert "line 3 user" in text
+    assert "status: old" in text
+
+
+def test_a_moved_stale_save_of_a_path_that_held_the_items_state_is_not_a_strays_copy() -> None:
+    """B66 (soak seed 10117, 5 x 200): the user deleted t1.md as a peer's rename landed,
+    so its removal left a stray (the user's copy that never came) with the old state. Much
+    later a stale editor's save of a path the item left since, holding just what the
+    item's file held, was renamed before it was read: as alike to the item's file as to
+    that path, it went to the stray, merged from the old state: a peer's line twice."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES, path="a.md")
+    _carry_out(bridge, [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)])
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user deleted it
+    assert "t1" in bridge.strays
+    peer = LINES.replace("line 3", "line 3 peer")
+    bridge.before_remote("t1")
+    _remote_edit(bridge, peer, path="a.md")
+    _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
+    _remote_rename(bridge, "b.md", peer)  # a.md departs, holding what b.md holds
+    stale = peer.replace("line 0", "line 0 stale")  # the stale editor's save of a.md, moved
+    effects = bridge.on_file("stale.md", stale.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert text.count("peer") == 1
+    assert "line 0 stale" in text

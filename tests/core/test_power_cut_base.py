@@ -30,3 +30,13 @@ def test_a_line_the_user_replaced_is_still_a_tie() -> None:
     """Neither state's line is held in the user's: the base stays (a conflict at worst)."""
     replaced = AFTER.replace("# heading m1 peer", "# another heading")
     assert not _shows_the_change(replaced, BEFORE, AFTER)
+
+
+def test_a_line_only_the_write_added_shows_it_though_the_user_undid_another() -> None:
+    """B68 (seed 10228, smallest 5 x 90): the write added a tag and a line; the user
+    removed the tag since. One shown, one missed made a tie: the stale base stayed and
+    the save, merged from it, held the line twice. The line came only with the write."""
+    before = "---\nid: t1\ntags:\n  - a\n---\nline 0\nline 1\n"
+    after = "---\nid: t1\ntags:\n  - a\n  - m3\n---\nline 0\npeer m2\nline 1\n"
+    untagged = after.replace("  - m3\n", "")
+    assert _shows_the_change(untagged, before, after)

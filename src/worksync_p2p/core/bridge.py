@@ -621,17 +621,25 @@ class Bridge:
         held = [(p, state) for p, (k, state) in self.departed.items() if k == key and state]
         if not held:
             return None
-        rivals = [self.base.get(key) or self.repo.encoded(key)]
+        own = self.base.get(key) or self.repo.encoded(key)
+        rivals: list[bytes] = []
         record = self.disk.get(owner)
         for entry in (self.strays.get(key), self.revived.get(key)):
-            if entry is not None and record is not None and entry[0] == record.digest:
-                rivals.append(entry[1])
+            if entry is not None and entry[1] is not None and record is not None:
+                rivals += [entry[1]] if entry[0] == record.digest else []
         lines = text.splitlines()
-        bar = max(_state_likeness(lines, state) for state in rivals if state is not None)
+        bar = max((_state_likeness(lines, state) for state in rivals), default=-1.0)
+        shown = _render_state(own) if own is not None else None
+        own_score = _state_likeness(lines, own) if own is not None else -1.0
         best: tuple[float, str, bytes] | None = None
         for relpath, state in reversed(held):  # the latest departure wins a tie
             score = _state_likeness(lines, state)
-            if score > bar and (best is None or score > best[0]):
+            # A path that left holding what the item's file shows ties with it: merged
+            # from either, the save is the same, so only the other rivals decide (B66).
+            # Lost to ``owner``, the save went to the stray of a copy deleted long ago,
+            # merged from the state that copy held, and doubled the lines since.
+            beats_own = score > own_score or _render_state(state) == shown
+            if beats_own and score > bar and (best is None or score > best[0]):
                 best = (score, relpath, state)
         return None if best is None else (best[1], best[2])
 
@@ -863,6 +871,8 @@ class Bridge:
                 # Kept with the file: the item's base follows its new file, whose
                 # writes drop it (and a restart forgets that the move is open).
                 self._depart(relpath, key, base)
+                if returning is None and self.moving.get(key) == relpath:
+                    self._move_left_behind(key, relpath)
             return []
         if self.moving.get(key) == relpath:
             del self.moving[key]
@@ -879,6 +889,23 @@ class Bridge:
             file_base = returning[1]
         base = file_base if file_base is not None else self.base.pop(key, None)
         return self._merge_left(relpath, key, parsed, content_hash(data), base=base, now_ms=now_ms)
+
+    def _move_left_behind(self, key: str, relpath: str) -> None:
+        """The old file of a move, half-saved, took the base with it (a departed entry):
+        the item's base is no longer the old file's to keep (B64).
+
+        ``wrote`` kept the base while the move was open, for a save of the old file;
+        but the new file, written already, shows what we wrote, not that base. Kept,
+        the base outlived the leftover's merge, and the user's next save of the new
+        file, merged from it, inserted again every line that had arrived between the
+        base and our write. The old file's save merges from its departed state.
+        """
+        current = self.disk.path_of(key)
+        if current is None or current == relpath:
+            return  # the new file's write was refused: nothing shows what we wrote
+        del self.moving[key]
+        self.base.pop(key, None)
+        self.seen.pop(key, None)
 
     def _found_gone(self, relpath: str, key: str, file_base: bytes | None) -> None:
         """A file we were removing was gone before we could: the user moved or deleted
