@@ -455,6 +455,15 @@ def test_b59_a_line_the_write_set_and_the_user_extended_after_a_power_cut() -> N
     assert result.ok, _explain(result)
 
 
+def test_b69_an_item_revived_into_the_gap_of_a_save_a_peers_delete_found() -> None:
+    """Soak seed 10049 (smallest 5 x 91): a peer's delete found the file missing half-way
+    through a delete-and-recreate save; a concurrent edit revived the item and it was
+    written into the gap; the save landed on top and, diffed against our write, deleted a
+    concurrent assignee it never showed."""
+    result = run_seed(10049, 5, 91)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

@@ -1017,3 +1017,67 @@ def test_a_peers_delete_refused_for_a_save_leaves_no_departed_entry() -> None:
     bridge.on_remove_refused("t1.md", "t1", saved.encode(), 3100)
     assert bridge.path_of("t1") == "t1.md"
     assert "t1.md" not in bridge.departed
+
+
+def _a_delete_and_a_concurrent_status(item: ItemDoc, status: str) -> tuple[bytes, bytes]:
+    """Two peers' updates made on ``item`` as it is: one deletes it, the other (not
+    having seen the delete) sets its status."""
+    before = item.doc.get_update()
+    deleter = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
+    deleter.load("t1", before)
+    deletion = deleter.delete("t1", 3000)
+    setter = Repo(Writer("peer-c", Hlc("peer-c"), 0), 98)
+    setter.load("t1", before)
+    text = TEXT.replace("todo", status)
+    edit = setter.ingest("t1", "t1.md", codec.parse(text.encode(), "t1.md"), 3000)
+    assert deletion is not None
+    assert edit.update is not None
+    return deletion, edit.update
+
+
+def _deleted_half_way_through_a_save_then_revived(bridge: b.Bridge) -> list[b.Effect]:
+    """Our user is saving t1.md by delete-and-recreate; a peer's delete finds it gone,
+    then a concurrent edit revives the item: the effects of that edit."""
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    deletion, edit = _a_delete_and_a_concurrent_status(item, "theirs")
+    bridge.before_remote("t1")
+    item.apply_remote(deletion)
+    effects = bridge.on_remote("t1", "peer-b")
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    assert bridge.on_remove_refused("t1.md", "t1", None, 3100) == []  # half-way: missing
+    bridge.before_remote("t1")
+    item.apply_remote(edit)
+    assert item.alive()
+    return bridge.on_remote("t1", "peer-c")
+
+
+def test_an_item_revived_where_a_save_is_half_way_is_not_written_into_its_gap() -> None:
+    """B69 (soak seed 10049, smallest 5 x 91): the revived item was written into the
+    gap of the save; the save replaced our file and was diffed against it (its likeness
+    to what the path held and to ours was a tie), so it deleted the peer's value it
+    never showed, without a conflict."""
+    bridge = make_bridge()
+    held = _deleted_half_way_through_a_save_then_revived(bridge)
+    assert not [e for e in held if isinstance(e, b.WriteFile)]
+    saved = TEXT.replace("todo", "mine")  # the save lands, made on what the file showed
+    _carry_out(bridge, bridge.on_file("t1.md", saved.encode(), 3200))
+    item = bridge.repo.get("t1")
+    assert item is not None
+    (conflict,) = item.field_conflicts()
+    assert sorted([conflict.winner.value, *(c.value for c in conflict.losers)]) == [
+        '"mine"',
+        '"theirs"',
+    ]
+    assert bridge.path_of("t1") == "t1.md"
+
+
+def test_an_item_revived_where_no_save_lands_is_written_when_the_grace_ends() -> None:
+    """B69's other side: the file was really gone (moved or deleted by the user): the
+    item is written back once the grace ends, as it was at once before."""
+    bridge = make_bridge()
+    _deleted_half_way_through_a_save_then_revived(bridge)
+    assert bridge.deadline_ms() == 3100 + bridge.delete_grace_ms
+    back = bridge.tick(3100 + bridge.delete_grace_ms)
+    assert [(e.relpath, e.expect) for e in back if isinstance(e, b.WriteFile)] == [("t1.md", None)]
