@@ -464,6 +464,15 @@ def test_b69_an_item_revived_into_the_gap_of_a_save_a_peers_delete_found() -> No
     assert result.ok, _explain(result)
 
 
+def test_b70_a_loser_never_shown_by_the_users_copy_of_a_renamed_file() -> None:
+    """Soak seed 10159 (smallest 5 x 191): a peer's losing assignee arrived without a
+    write (B14's ``seen``); the user moved the file, and two peer renames wrote and
+    removed files of ours meanwhile. The removal dropped ``seen``, and the user's copy,
+    merged from the stray's base, replaced the loser it never showed."""
+    result = run_seed(10159, 5, 191)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

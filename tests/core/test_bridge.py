@@ -1081,3 +1081,43 @@ def test_an_item_revived_where_no_save_lands_is_written_when_the_grace_ends() ->
     assert bridge.deadline_ms() == 3100 + bridge.delete_grace_ms
     back = bridge.tick(3100 + bridge.delete_grace_ms)
     assert [(e.relpath, e.expect) for e in back if isinstance(e, b.WriteFile)] == [("t1.md", None)]
+
+
+def test_a_value_that_lost_unseen_stays_a_conflict_when_the_users_copy_of_a_rename_lands() -> None:
+    """B70 (soak seed 10159, smallest 5 x 191): a peer's older value changed nothing in
+    the file (B14: kept as ``seen``); the user moved the file, a peer's rename found it
+    gone (a stray), and a second rename removed the file we wrote for the first. That
+    removal dropped ``seen``: the user's copy, merged from the stray's base, replaced the
+    loser it never showed, with no conflict left."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    state = bridge.repo.encoded("t1")
+    assert state is not None
+    other = Repo(Writer("peer-c", Hlc("peer-c"), 0), 98)
+    other.load("t1", state)
+    theirs = TEXT.replace("todo", "theirs")
+    older = other.ingest("t1", "t1.md", codec.parse(theirs.encode(), "t1.md"), 3000).update
+    assert older is not None
+    mine = TEXT.replace("todo", "mine")
+    bridge.on_file("t1.md", mine.encode(), 5000)
+    bridge.before_remote("t1")
+    item = bridge.repo.get("t1")
+    assert item is not None
+    item.apply_remote(older)
+    assert not [e for e in bridge.on_remote("t1", "peer-c") if isinstance(e, b.WriteFile)]
+    # The user moves t1.md to copy.md (not read yet); a peer renames the item twice.
+    bridge.before_remote("t1")
+    _remote_edit(bridge, mine, path="a.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", "a.md")
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    assert bridge.on_remove_refused("t1.md", "t1", None, 5100) == []  # gone: moved
+    bridge.before_remote("t1")
+    _remote_edit(bridge, mine, path="b.md")
+    _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
+    assert bridge.path_of("t1") == "b.md"
+    again = TEXT.replace("todo", "again")  # saved on the file that showed "mine"
+    _carry_out(bridge, bridge.on_file("copy.md", again.encode(), 6000))
+    (conflict,) = item.field_conflicts()
+    assert conflict.winner.value == '"again"'
+    assert [c.value for c in conflict.losers] == ['"theirs"']

@@ -241,7 +241,7 @@ class Bridge:
             # While the old file of a move is still there, the user's copy is that
             # file, and it holds the base: a save to it must merge from there.
             self.base.pop(key, None)
-            self.seen.pop(key, None)
+            self._unseen_shown(key)
 
     def write_refused(self, relpath: str, key: str, expect: str | None) -> None:
         """The node refused a write: the file still holds what it held, not our render.
@@ -270,7 +270,18 @@ class Bridge:
         # Only once it is gone: a removal refused for a save keeps the file (B53).
         self._depart(relpath, key, self.base.get(key))
         self.base.pop(key, None)
-        self.seen.pop(key, None)
+        self._unseen_shown(key)
+
+    def _unseen_shown(self, key: str) -> None:
+        """A file of ours now shows the item: values that lost to the file's are seen.
+
+        Not while the user's own copy of a peer's rename (a stray) is unread: that copy
+        shows no more than before, and its save takes its base from the stray, whose
+        field values may hold a loser the copy never showed. Dropped here, the save
+        replaced that loser unseen (B70).
+        """
+        if key not in self.strays:
+            self.seen.pop(key, None)
 
     def _depart(self, relpath: str, key: str, state: bytes | None) -> None:
         self.reused.pop(relpath, None)
