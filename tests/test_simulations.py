@@ -473,6 +473,17 @@ def test_b70_a_loser_never_shown_by_the_users_copy_of_a_renamed_file() -> None:
     assert result.ok, _explain(result)
 
 
+def test_b71_a_delete_made_on_a_later_edit_that_arrived_before_its_predecessor() -> None:
+    """Soak seed 10434 (5 x 200; no smaller reproduction found): p1's delete-line edit
+    reached p2 before p1's earlier inserted line (each merge from a base writes through a
+    fork of its own client id, and Yjs orders only one client's operations); p2's person
+    deleted the file, and the delete, made on a state holding the later edit's rev cell,
+    deleted the item with the line it never showed. (B69 changed this run: it passes on
+    the code before this fix too; the unit test in tests/core/test_bridge.py does not.)"""
+    result = run_seed(10434, 5, 200)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

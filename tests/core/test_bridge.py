@@ -1121,3 +1121,38 @@ def test_a_value_that_lost_unseen_stays_a_conflict_when_the_users_copy_of_a_rena
     (conflict,) = item.field_conflicts()
     assert conflict.winner.value == '"again"'
     assert [c.value for c in conflict.losers] == ['"theirs"']
+
+
+def test_a_delete_keeps_an_edit_it_saw_only_the_successor_of() -> None:
+    """B71 (soak seed 10434 at 5 x 200 before B69): a peer's second edit reached us
+    before its first (Yjs orders one client's operations, not two clients'; each merge
+    from a base writes through a fork of its own client id). The second edit's rev cell
+    replaced the first's; our user, who never saw the first edit, deleted the file, and
+    the delete, made as of a state that held the second edit, deleted the item with the
+    first edit's line in it."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    first_writer = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
+    first_writer.load("t1", item.doc.get_update())
+    added = LINES.replace("line 3", "line 3 peer")
+    first = first_writer.ingest("t1", "t1.md", codec.parse(added.encode(), "t1.md"), 2000)
+    assert first.update is not None
+    second_writer = Repo(Writer("peer-c", Hlc("peer-c"), 0), 98)
+    second_writer.load("t1", first_writer.encoded("t1") or b"")
+    cut = added.replace("line 0\n", "")
+    second = second_writer.ingest("t1", "t1.md", codec.parse(cut.encode(), "t1.md"), 2100)
+    assert second.update is not None
+    bridge.before_remote("t1")
+    item.apply_remote(second.update)  # the second edit, without the first
+    assert "line 3 peer" not in (item.render() or "")
+    _carry_out(bridge, bridge.on_remote("t1", "peer-c"))
+    assert bridge.on_file("t1.md", None, 3000) == []  # the user deletes the file
+    bridge.before_remote("t1")
+    item.apply_remote(first.update)  # the first edit arrives within the delete grace
+    assert bridge.on_remote("t1", "peer-b") == []  # the missing file awaits its grace
+    back = bridge.tick(3000 + bridge.delete_grace_ms)
+    assert item.alive()
+    assert [e.relpath for e in back if isinstance(e, b.WriteFile)] == ["t1.md"]
+    assert item.render() == cut
