@@ -544,6 +544,35 @@ def test_b68_a_stale_base_after_a_power_cut_whose_write_the_user_partly_undid() 
     assert result.ok, _explain(result)
 
 
+def test_b69_an_item_revived_into_the_gap_of_a_save_a_peers_delete_found() -> None:
+    """Soak seed 10049 (smallest 5 x 91): a peer's delete found the file missing half-way
+    through a delete-and-recreate save; a concurrent edit revived the item and it was
+    written into the gap; the save landed on top and, diffed against our write, deleted a
+    concurrent assignee it never showed."""
+    result = run_seed(10049, 5, 91)
+    assert result.ok, _explain(result)
+
+
+def test_b70_a_loser_never_shown_by_the_users_copy_of_a_renamed_file() -> None:
+    """Soak seed 10159 (smallest 5 x 191): a peer's losing assignee arrived without a
+    write (B14's ``seen``); the user moved the file, and two peer renames wrote and
+    removed files of ours meanwhile. The removal dropped ``seen``, and the user's copy,
+    merged from the stray's base, replaced the loser it never showed."""
+    result = run_seed(10159, 5, 191)
+    assert result.ok, _explain(result)
+
+
+def test_b71_a_delete_made_on_a_later_edit_that_arrived_before_its_predecessor() -> None:
+    """Soak seed 10434 (5 x 200; no smaller reproduction found): p1's delete-line edit
+    reached p2 before p1's earlier inserted line (each merge from a base writes through a
+    fork of its own client id, and Yjs orders only one client's operations); p2's person
+    deleted the file, and the delete, made on a state holding the later edit's rev cell,
+    deleted the item with the line it never showed. (B69 changed this run: it passes on
+    the code before this fix too; the unit test in tests/core/test_bridge.py does not.)"""
+    result = run_seed(10434, 5, 200)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

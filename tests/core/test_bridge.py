@@ -1120,3 +1120,142 @@ def test_a_moved_stale_save_of_a_path_that_held_the_items_state_is_not_a_strays_
     assert text is not None
     assert text.count("peer") == 1
     assert "line 0 stale" in text
+
+
+def _a_delete_and_a_concurrent_status(item: ItemDoc, status: str) -> tuple[bytes, bytes]:
+    """Two peers' updates made on ``item`` as it is: one deletes it, the other (not
+    having seen the delete) sets its status."""
+    before = item.doc.get_update()
+    deleter = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
+    deleter.load("t1", before)
+    deletion = deleter.delete("t1", 3000)
+    setter = Repo(Writer("peer-c", Hlc("peer-c"), 0), 98)
+    setter.load("t1", before)
+    text = TEXT.replace("todo", status)
+    edit = setter.ingest("t1", "t1.md", codec.parse(text.encode(), "t1.md"), 3000)
+    assert deletion is not None
+    assert edit.update is not None
+    return deletion, edit.update
+
+
+def _deleted_half_way_through_a_save_then_revived(bridge: b.Bridge) -> list[b.Effect]:
+    """Our user is saving t1.md by delete-and-recreate; a peer's delete finds it gone,
+    then a concurrent edit revives the item: the effects of that edit."""
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    deletion, edit = _a_delete_and_a_concurrent_status(item, "theirs")
+    bridge.before_remote("t1")
+    item.apply_remote(deletion)
+    effects = bridge.on_remote("t1", "peer-b")
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    assert bridge.on_remove_refused("t1.md", "t1", None, 3100) == []  # half-way: missing
+    bridge.before_remote("t1")
+    item.apply_remote(edit)
+    assert item.alive()
+    return bridge.on_remote("t1", "peer-c")
+
+
+def test_an_item_revived_where_a_save_is_half_way_is_not_written_into_its_gap() -> None:
+    """B69 (soak seed 10049, smallest 5 x 91): the revived item was written into the
+    gap of the save; the save replaced our file and was diffed against it (its likeness
+    to what the path held and to ours was a tie), so it deleted the peer's value it
+    never showed, without a conflict."""
+    bridge = make_bridge()
+    held = _deleted_half_way_through_a_save_then_revived(bridge)
+    assert not [e for e in held if isinstance(e, b.WriteFile)]
+    saved = TEXT.replace("todo", "mine")  # the save lands, made on what the file showed
+    _carry_out(bridge, bridge.on_file("t1.md", saved.encode(), 3200))
+    item = bridge.repo.get("t1")
+    assert item is not None
+    (conflict,) = item.field_conflicts()
+    assert sorted([conflict.winner.value, *(c.value for c in conflict.losers)]) == [
+        '"mine"',
+        '"theirs"',
+    ]
+    assert bridge.path_of("t1") == "t1.md"
+
+
+def test_an_item_revived_where_no_save_lands_is_written_when_the_grace_ends() -> None:
+    """B69's other side: the file was really gone (moved or deleted by the user): the
+    item is written back once the grace ends, as it was at once before."""
+    bridge = make_bridge()
+    _deleted_half_way_through_a_save_then_revived(bridge)
+    assert bridge.deadline_ms() == 3100 + bridge.delete_grace_ms
+    back = bridge.tick(3100 + bridge.delete_grace_ms)
+    assert [(e.relpath, e.expect) for e in back if isinstance(e, b.WriteFile)] == [("t1.md", None)]
+
+
+def test_a_value_that_lost_unseen_stays_a_conflict_when_the_users_copy_of_a_rename_lands() -> None:
+    """B70 (soak seed 10159, smallest 5 x 191): a peer's older value changed nothing in
+    the file (B14: kept as ``seen``); the user moved the file, a peer's rename found it
+    gone (a stray), and a second rename removed the file we wrote for the first. That
+    removal dropped ``seen``: the user's copy, merged from the stray's base, replaced the
+    loser it never showed, with no conflict left."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    state = bridge.repo.encoded("t1")
+    assert state is not None
+    other = Repo(Writer("peer-c", Hlc("peer-c"), 0), 98)
+    other.load("t1", state)
+    theirs = TEXT.replace("todo", "theirs")
+    older = other.ingest("t1", "t1.md", codec.parse(theirs.encode(), "t1.md"), 3000).update
+    assert older is not None
+    mine = TEXT.replace("todo", "mine")
+    bridge.on_file("t1.md", mine.encode(), 5000)
+    bridge.before_remote("t1")
+    item = bridge.repo.get("t1")
+    assert item is not None
+    item.apply_remote(older)
+    assert not [e for e in bridge.on_remote("t1", "peer-c") if isinstance(e, b.WriteFile)]
+    # The user moves t1.md to copy.md (not read yet); a peer renames the item twice.
+    bridge.before_remote("t1")
+    _remote_edit(bridge, mine, path="a.md")
+    effects = bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", "a.md")
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["t1.md"]
+    assert bridge.on_remove_refused("t1.md", "t1", None, 5100) == []  # gone: moved
+    bridge.before_remote("t1")
+    _remote_edit(bridge, mine, path="b.md")
+    _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
+    assert bridge.path_of("t1") == "b.md"
+    again = TEXT.replace("todo", "again")  # saved on the file that showed "mine"
+    _carry_out(bridge, bridge.on_file("copy.md", again.encode(), 6000))
+    (conflict,) = item.field_conflicts()
+    assert conflict.winner.value == '"again"'
+    assert [c.value for c in conflict.losers] == ['"theirs"']
+
+
+def test_a_delete_keeps_an_edit_it_saw_only_the_successor_of() -> None:
+    """B71 (soak seed 10434 at 5 x 200 before B69): a peer's second edit reached us
+    before its first (Yjs orders one client's operations, not two clients'; each merge
+    from a base writes through a fork of its own client id). The second edit's rev cell
+    replaced the first's; our user, who never saw the first edit, deleted the file, and
+    the delete, made as of a state that held the second edit, deleted the item with the
+    first edit's line in it."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    first_writer = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
+    first_writer.load("t1", item.doc.get_update())
+    added = LINES.replace("line 3", "line 3 peer")
+    first = first_writer.ingest("t1", "t1.md", codec.parse(added.encode(), "t1.md"), 2000)
+    assert first.update is not None
+    second_writer = Repo(Writer("peer-c", Hlc("peer-c"), 0), 98)
+    second_writer.load("t1", first_writer.encoded("t1") or b"")
+    cut = added.replace("line 0\n", "")
+    second = second_writer.ingest("t1", "t1.md", codec.parse(cut.encode(), "t1.md"), 2100)
+    assert second.update is not None
+    bridge.before_remote("t1")
+    item.apply_remote(second.update)  # the second edit, without the first
+    assert "line 3 peer" not in (item.render() or "")
+    _carry_out(bridge, bridge.on_remote("t1", "peer-c"))
+    assert bridge.on_file("t1.md", None, 3000) == []  # the user deletes the file
+    bridge.before_remote("t1")
+    item.apply_remote(first.update)  # the first edit arrives within the delete grace
+    assert bridge.on_remote("t1", "peer-b") == []  # the missing file awaits its grace
+    back = bridge.tick(3000 + bridge.delete_grace_ms)
+    assert item.alive()
+    assert [e.relpath for e in back if isinstance(e, b.WriteFile)] == ["t1.md"]
+    assert item.render() == cut

@@ -196,6 +196,12 @@ class Bridge:
     awaited: set[str] = field(default_factory=set)
     """Those of ``returning`` seen missing (a save may be half-way): nothing is written
     there until the save lands or the grace ends. Not stored: a restart writes at once."""
+    vanished: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Paths a peer's delete found gone, the item's only file: relpath -> (key, until when
+    a delete-and-recreate save may still land there). Nothing is written there meanwhile
+    (B69): written into the save's gap, the item back from a peer's later edit, our file
+    was replaced by the save, which was then diffed against what we wrote and dropped
+    the edit it never showed. Not stored: a restart writes at once."""
     seen: dict[str, bytes] = field(default_factory=dict)
     """Items whose file reads as the document, though field values that lost to the
     file's arrived since it was written: key -> the state whose values it showed."""
@@ -235,7 +241,7 @@ class Bridge:
             # While the old file of a move is still there, the user's copy is that
             # file, and it holds the base: a save to it must merge from there.
             self.base.pop(key, None)
-            self.seen.pop(key, None)
+            self._unseen_shown(key)
 
     def write_refused(self, relpath: str, key: str, expect: str | None) -> None:
         """The node refused a write: the file still holds what it held, not our render.
@@ -264,7 +270,18 @@ class Bridge:
         # Only once it is gone: a removal refused for a save keeps the file (B53).
         self._depart(relpath, key, self.base.get(key))
         self.base.pop(key, None)
-        self.seen.pop(key, None)
+        self._unseen_shown(key)
+
+    def _unseen_shown(self, key: str) -> None:
+        """A file of ours now shows the item: values that lost to the file's are seen.
+
+        Not while the user's own copy of a peer's rename (a stray) is unread: that copy
+        shows no more than before, and its save takes its base from the stray, whose
+        field values may hold a loser the copy never showed. Dropped here, the save
+        replaced that loser unseen (B70).
+        """
+        if key not in self.strays:
+            self.seen.pop(key, None)
 
     def _depart(self, relpath: str, key: str, state: bytes | None) -> None:
         self.reused.pop(relpath, None)
@@ -278,6 +295,7 @@ class Bridge:
     def deadline_ms(self) -> int | None:
         pending = [*self.pending_delete.values(), *self.suspect_empty.values()]
         pending += [self.returning[p][2] for p in self.awaited if p in self.returning]
+        pending += [due for _, due in self.vanished.values()]
         return min(pending) if pending else None
 
     def tick(self, now_ms: int) -> list[Effect]:
@@ -292,6 +310,13 @@ class Bridge:
                     item = self.repo.get(entry[0])
                     if item is not None and item.path() == relpath:
                         effects += self.on_remote(entry[0], FILE_ORIGIN)
+        for relpath, (key, due) in sorted(self.vanished.items()):
+            if due <= now_ms:
+                # No save landed: the file stays gone, or the item's write held for it goes.
+                del self.vanished[relpath]
+                item = self.repo.get(key)
+                if item is not None and item.path() == relpath:
+                    effects += self.on_remote(key, FILE_ORIGIN)
         for relpath, due in sorted(self.suspect_empty.items()):
             if due <= now_ms:
                 del self.suspect_empty[relpath]
@@ -319,6 +344,7 @@ class Bridge:
             # There: not gone (the old file of a move too, merged below and perhaps
             # tracked again, must not be deleted when a grace started earlier ends).
             self.pending_delete.pop(relpath, None)
+            self.vanished.pop(relpath, None)  # the save landed: merged below, then written
         if data != b"":
             # Missing or full: the empty file a grace was about is gone; the next
             # truncate of a save is a new one, with a grace of its own.
@@ -775,6 +801,8 @@ class Bridge:
         written when the save lands or the grace ends."""
         if relpath in self.pending_delete or relpath in self.suspect_empty:
             return True
+        if relpath in self.vanished:
+            return True
         return relpath in self.awaited and relpath in self.returning
 
     def _held_by_another(self, relpath: str, key: str) -> bool:
@@ -877,7 +905,7 @@ class Bridge:
         if self.moving.get(key) == relpath:
             del self.moving[key]
         if data is None:
-            self._found_gone(relpath, key, file_base)
+            self._found_gone(relpath, key, file_base, now_ms)
             return []
         try:
             parsed = codec.parse(data, relpath, self.max_item_bytes)
@@ -907,7 +935,7 @@ class Bridge:
         self.base.pop(key, None)
         self.seen.pop(key, None)
 
-    def _found_gone(self, relpath: str, key: str, file_base: bytes | None) -> None:
+    def _found_gone(self, relpath: str, key: str, file_base: bytes | None, now_ms: int) -> None:
         """A file we were removing was gone before we could: the user moved or deleted
         it. If their copy turns up elsewhere, the file we wrote must give way, and their
         copy is merged from the state it was saved on."""
@@ -929,8 +957,11 @@ class Bridge:
             # removal's does (B47). The user's move of it, read once the item outlived
             # the delete elsewhere, is a later move of the item, merged from what it
             # showed; with no departed entry it was a second file of the id (B58). The
-            # base stays (a save re-creating the file here is merged from it).
+            # base stays (a save re-creating the file here is merged from it), and the
+            # path waits out the delete grace before the item, back from a peer's edit,
+            # is written there: the save may be half-way (B69).
             self._depart(relpath, key, self.base.get(key))
+            self.vanished[relpath] = (key, now_ms + self.delete_grace_ms)
 
     def _merge_left(
         self,

@@ -198,16 +198,32 @@ class Repo:
         return bool(fields.unseen(item.field_index(), then.field_index()))
 
     def delete_from(self, key: str, base: bytes, now_ms: int) -> bytes | None:
-        """Delete the item as of ``base``: changes since then are concurrent and win."""
+        """Delete the item as of ``base``: changes since then are concurrent and win.
+
+        They win by their own ``rev`` cells, which the delete has not seen. Not when a
+        writer's later edit reached us before its earlier one (Yjs orders the operations
+        of one client id, and every fork has its own): the later edit's cell replaced
+        the earlier's, and a delete made as of a state holding it saw that cell, not
+        the earlier edit's text or values. Such a delete, which would leave the item
+        dead though it holds content ``base`` lacks, is not made: the edit wins (B71).
+        """
         item = self.get(key)
         if item is None:
             return None
         fork = ItemDoc.new(self.rng.getrandbits(CLIENT_ID_BITS))
         fork.doc.apply_update(base)
+        shown = (fork.head_body(), dict(fork.field_cells()))
         self.writer.now_ms = now_ms
         update = fork.delete(self._fork_writer(item, fork))
-        if update is not None:
-            item.doc.apply_update(update)
+        if update is None:
+            return None
+        if (
+            item.alive()
+            and (item.head_body(), dict(item.field_cells())) != shown
+            and not _alive_with(item, update)
+        ):
+            return None
+        item.doc.apply_update(update)
         return update
 
     def delete(self, key: str, now_ms: int) -> bytes | None:
@@ -216,3 +232,11 @@ class Repo:
             return None
         self.writer.now_ms = now_ms
         return item.delete(self.writer)
+
+
+def _alive_with(item: ItemDoc, update: bytes) -> bool:
+    """Whether ``item`` would still be alive with ``update`` applied (tried on a copy)."""
+    trial = ItemDoc.new(0)
+    trial.doc.apply_update(item.encoded())
+    trial.doc.apply_update(update)
+    return trial.alive()
