@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.nodehelpers import wait_until
+from worksync_p2p.core import frames
 from worksync_p2p.node import LocalNode, NetOptions, running
 from worksync_p2p.workspace import init
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 LOOPBACK = "127.0.0.1"
+WRITER_FAILURE_S = 2.0  # well under the peer heartbeat's 5 s, which ended such a link before
 
 
 def linked(*nodes: LocalNode) -> Callable[[], bool]:
@@ -152,5 +154,35 @@ def test_a_revoked_peer_is_cut_off_everywhere_and_cannot_reconnect(
             assert book[c.peer_id]["revoked"]
             assert not book[c.peer_id]["connected"]
             assert book[b.peer_id]["connected"]
+
+    asyncio.run(scenario())
+
+
+def test_a_link_whose_writer_fails_ends_at_once_and_the_peers_relink(tmp_path: Path) -> None:
+    """A send that fails ends the link then, not when the peer's heartbeat gives up on it.
+
+    aiohttp raises ClientConnectionResetError on a send to a closing transport;
+    here the real writer fails on a frame too large to seal. Before the fix the
+    writer task died alone and the link stayed registered, sending nothing,
+    for the peer's ``dead_after_ms`` (5 s), so this bounded wait failed.
+    """
+
+    async def scenario() -> None:
+        roots = workspaces(tmp_path, 2)
+        async with mesh(roots) as (a, b):
+            await wait_until(same_files(*roots), timeout=10, what="initial sync")
+            assert a.peering is not None
+            link = a.peering.links[b.peer_id]
+            link.send([b"x" * (frames.MAX_FRAME_BYTES + 1)])
+            await asyncio.wait_for(link.closed.wait(), WRITER_FAILURE_S)
+            await wait_until(
+                lambda: (
+                    a.peering is not None and a.peering.links.get(b.peer_id) not in (None, link)
+                ),
+                timeout=10,
+                what="the pair linked again",
+            )
+            (roots[0] / "after-the-failure.md").write_text("# written on a\n")
+            await wait_until(same_files(*roots), timeout=10, what="a's new file on b")
 
     asyncio.run(scenario())

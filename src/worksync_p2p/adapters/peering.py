@@ -286,23 +286,34 @@ class Peering:
 
     async def _run_link(self, link: Link) -> None:
         inbox: asyncio.Queue[aiohttp.WSMessage | None] = asyncio.Queue(INBOX_MAX)
-        tasks = [
-            asyncio.ensure_future(link.write_forever()),
-            asyncio.ensure_future(self._heartbeat(link)),
-            asyncio.ensure_future(_read_forever(link.ws, inbox)),
-        ]
+        handler = asyncio.ensure_future(self._handle_until_the_end(link, inbox))
+        writer = asyncio.ensure_future(link.write_forever())
+        reader = asyncio.ensure_future(_read_forever(link.ws, inbox))
+        tasks = [handler, writer, reader, asyncio.ensure_future(self._heartbeat(link))]
         try:
-            link.send(link.sync.start())
-            while await self._handle_some(link, inbox):
-                self._first_round_done(link.address)
-                # aiohttp hands over buffered messages without suspending: give
-                # the writer, the heartbeat and the reader their turn.
-                await asyncio.sleep(0)
+            link.send(link.sync.start())  # queued before any of the tasks runs
+            # The link ends with the first of these to fail, not only when the
+            # handler sees the end. A writer that failed (aiohttp raises
+            # ClientConnectionResetError on a send to a closing transport; a
+            # frame too large to seal) used to die alone: the link stayed
+            # registered, reading but sending nothing, until the peer's
+            # heartbeat gave up on us (5 s), and our redial waited behind it.
+            # A reader that failed left the handler waiting for good.
+            await _until_done(handler, (writer, reader))
         finally:
             link.closed.set()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _handle_until_the_end(
+        self, link: Link, inbox: asyncio.Queue[aiohttp.WSMessage | None]
+    ) -> None:
+        while await self._handle_some(link, inbox):
+            self._first_round_done(link.address)
+            # aiohttp hands over buffered messages without suspending: give
+            # the writer, the heartbeat and the reader their turn.
+            await asyncio.sleep(0)
 
     async def _handle_some(
         self, link: Link, inbox: asyncio.Queue[aiohttp.WSMessage | None]
@@ -408,6 +419,21 @@ class Peering:
             await asyncio.wait(set(self._tasks), timeout=2.0)
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+async def _until_done(main: asyncio.Future[None], helpers: Sequence[asyncio.Future[None]]) -> None:
+    """Wait for ``main``; raise at once what a helper failed with, if one fails first.
+
+    A helper that ends without an error (the reader, after the last message)
+    leaves ``main`` to finish.
+    """
+    waiting: set[asyncio.Future[None]] = {main, *helpers}
+    while True:
+        done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is main or task.exception() is not None:
+                task.result()  # main's outcome, or the error that ended the helper
+                return
 
 
 async def _read_forever(ws: Socket, inbox: asyncio.Queue[aiohttp.WSMessage | None]) -> None:
