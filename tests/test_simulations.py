@@ -496,9 +496,11 @@ def test_b76_a_moved_stale_save_given_to_a_stray_whose_copy_was_deleted() -> Non
     the item's file as a peer's rename landed (a stray that never turned up); six seconds
     later a stale editor's save of an old path, renamed before it was read, tied between
     its departed state and a written-back copy's, and went to the stray, merged from the
-    state of long ago: the whole body twice."""
-    for ops in (200, 170):
-        result = run_seed(10577, 5, ops)
+    state of long ago: the whole body twice. Soak seed 10512: a first fix's tie-break by
+    characters took the user's copy of a stray, which set the value a peer had set, for
+    no copy (a second file, never synced)."""
+    for seed, ops in ((10577, 200), (10577, 170), (10512, 200)):
+        result = run_seed(seed, 5, ops)
         assert result.ok, _explain(result)
 
 

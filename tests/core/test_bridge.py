@@ -1181,6 +1181,36 @@ def test_a_users_copy_of_a_stray_saved_on_its_state_still_takes_the_item() -> No
     assert text.count("line 3 peer") == 1
 
 
+def test_a_users_copy_of_a_stray_that_changed_the_line_a_peer_changed_is_still_its_copy() -> None:
+    """B76, soak seed 10512: the user's copy set the value a peer's write had set too.
+    By lines it is as alike to the stray's state as to ours; by characters nearer ours.
+    A line tie leaves it the stray's copy: merged from that state, the two values are a
+    conflict (taken for no copy, it was a second file of the id, never synced)."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES, path="a.md")
+    _carry_out(bridge, [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)])
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user moved it
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("todo", "doing 1"), path="a.md")
+    _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
+    mine = LINES.replace("todo", "doing 2").replace("line 1", "line 1\nline 1 mine")
+    effects = bridge.on_file("mine.md", mine.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert bridge.path_of("t1") == "mine.md"
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert "line 1 mine" in text
+    (conflict,) = item.field_conflicts()
+    assert sorted([conflict.winner.value, *(c.value for c in conflict.losers)]) == [
+        '"doing 1"',
+        '"doing 2"',
+    ]
+
+
 def _a_delete_and_a_concurrent_status(item: ItemDoc, status: str) -> tuple[bytes, bytes]:
     """Two peers' updates made on ``item`` as it is: one deletes it, the other (not
     having seen the delete) sets its status."""

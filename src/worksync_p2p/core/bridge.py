@@ -644,7 +644,7 @@ class Bridge:
         tied with a written-back copy's) was given to it, merged from the state of long
         ago, and every line added since went in twice. As with B48's written-back
         copies, the file must not be closer to ours than to the stray's state; a tie
-        (nothing arrived since that shows) leaves it the copy, as before.
+        leaves it the copy, as before.
         """
         stray = self.strays.get(key)
         record = self.disk.get(owner)
@@ -653,9 +653,13 @@ class Bridge:
         ours = self.base.get(key) or self.repo.encoded(key)
         if ours is None or ours == stray[1]:
             return False
-        # Strictly closer to ours: when the two read the same (a rename since, say, or
-        # values that lost unseen, B70), merged from either the text is the same.
-        return _closer(codec.render(parsed), ours, stray[1])
+        # Strictly closer to ours by lines. A tie stays the copy's: the two may read the
+        # same (a rename since, or values that lost unseen, B70), or the copy changed a
+        # line a peer's write changed too (soak seed 10512: both set the assignee; by
+        # characters, B56's tie-break, the copy was nearer ours, and taken for no copy
+        # it was a second file of the id, never synced).
+        lines = codec.render(parsed).splitlines()
+        return _state_likeness(lines, ours) > _state_likeness(lines, stray[1])
 
     def _departed_copy(self, key: str, owner: str, text: str) -> tuple[str, bytes] | None:
         """The old path (and its state) the new file is a save of, moved before we read it:
