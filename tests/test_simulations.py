@@ -491,6 +491,19 @@ def test_b75_a_stale_editor_saving_the_users_copy_removed_as_ours() -> None:
     assert result.ok, _explain(result)
 
 
+def test_b76_a_moved_stale_save_given_to_a_stray_whose_copy_was_deleted() -> None:
+    """Soak seed 10577 (also 5 x 170; no smaller reproduction found): p1's person deleted
+    the item's file as a peer's rename landed (a stray that never turned up); six seconds
+    later a stale editor's save of an old path, renamed before it was read, tied between
+    its departed state and a written-back copy's, and went to the stray, merged from the
+    state of long ago: the whole body twice. Soak seed 10512: a first fix's tie-break by
+    characters took the user's copy of a stray, which set the value a peer had set, for
+    no copy (a second file, never synced)."""
+    for seed, ops in ((10577, 200), (10577, 170), (10512, 200)):
+        result = run_seed(seed, 5, ops)
+        assert result.ok, _explain(result)
+
+
 def test_b64_a_save_of_the_new_file_of_a_rename_whose_old_file_was_half_saved() -> None:
     """Seed 326 (not a CI seed; smallest 5 x 38, 5 x 100 too): the old file of a peer's
     rename was half-way through an in-place save; the item's base (from before the write

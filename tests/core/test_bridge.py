@@ -856,7 +856,10 @@ def test_a_moved_stale_save_is_not_taken_for_the_users_copy_of_a_stray() -> None
     merged from the state the copy held and undid a peer's line it never showed."""
     bridge = make_bridge()
     bridge.on_file("t1.md", LINES.encode(), 1000)
-    _remote_rename(bridge, "a.md")  # t1.md departs, as the stale editor saw it
+    # t1.md departs, as the stale editor saw it; a.md holds a state of its own (B76: the
+    # user's copy of a.md must be closer to it than to the item's file).
+    held = LINES.replace("line 2", "line 2 a")
+    _remote_rename(bridge, "a.md", held)
     peer = LINES.replace("line 3", "line 3 peer")
     bridge.before_remote("t1")
     _remote_edit(bridge, peer, path="b.md")
@@ -868,7 +871,7 @@ def test_a_moved_stale_save_is_not_taken_for_the_users_copy_of_a_stray() -> None
     effects = bridge.on_file("stale.md", stale.encode(), 4000)
     assert not [e for e in effects if isinstance(e, b.Report)]
     _carry_out(bridge, effects)
-    users = LINES.replace("line 1", "line 1 user")  # their copy of a.md
+    users = held.replace("line 1", "line 1 user")  # their copy of a.md
     effects = bridge.on_file("user.md", users.encode(), 4010)
     assert not [e for e in effects if isinstance(e, b.Report)]
     item = bridge.repo.get("t1")
@@ -1120,6 +1123,92 @@ def test_a_moved_stale_save_of_a_path_that_held_the_items_state_is_not_a_strays_
     assert text is not None
     assert text.count("peer") == 1
     assert "line 0 stale" in text
+
+
+def test_a_file_unlike_the_state_a_strays_copy_held_is_not_that_copy() -> None:
+    """B76 (soak seed 10577, 5 x 200): the user deleted t1.md as a peer's rename landed,
+    so its removal left a stray (the user's copy that never came) with the old state,
+    which followed our writes for good. Much later a file claiming the id, made on what
+    the item's file shows, was taken for that copy and merged from the old state: every
+    line added since went in twice. Unlike that state, it is no copy of it."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES, path="a.md")
+    _carry_out(bridge, [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)])
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user deleted it
+    assert "t1" in bridge.strays
+    peer = LINES + "line 4 peer\nline 5 peer\n"
+    bridge.before_remote("t1")
+    _remote_edit(bridge, peer, path="a.md")
+    _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
+    record = bridge.disk.get("a.md")
+    assert record is not None
+    assert bridge.strays["t1"][0] == record.digest  # still following our writes (B15)
+    later = peer.replace("line 0", "line 0 later")
+    effects = bridge.on_file("later.md", later.encode(), 4000)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert text.count("line 4 peer") == 1
+    assert [e.relpath for e in effects if isinstance(e, b.Report)] == ["later.md"]
+    assert bridge.path_of("t1") == "a.md"
+
+
+def test_a_users_copy_of_a_stray_saved_on_its_state_still_takes_the_item() -> None:
+    """B76's likeness test keeps B11's case: the user's moved copy, saved on the state the
+    file held, takes the item although a peer's edit was written since."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES, path="a.md")
+    _carry_out(bridge, [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)])
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user moved it
+    peer = LINES.replace("line 3", "line 3 peer")
+    bridge.before_remote("t1")
+    _remote_edit(bridge, peer, path="a.md")
+    _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
+    mine = LINES.replace("line 0", "line 0 mine")
+    effects = bridge.on_file("mine.md", mine.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert bridge.path_of("t1") == "mine.md"
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert "line 0 mine" in text
+    assert text.count("line 3 peer") == 1
+
+
+def test_a_users_copy_of_a_stray_that_changed_the_line_a_peer_changed_is_still_its_copy() -> None:
+    """B76, soak seed 10512: the user's copy set the value a peer's write had set too.
+    By lines it is as alike to the stray's state as to ours; by characters nearer ours.
+    A line tie leaves it the stray's copy: merged from that state, the two values are a
+    conflict (taken for no copy, it was a second file of the id, never synced)."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES, path="a.md")
+    _carry_out(bridge, [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)])
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user moved it
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("todo", "doing 1"), path="a.md")
+    _carry_out(bridge, bridge.on_remote("t1", "peer-b"))
+    mine = LINES.replace("todo", "doing 2").replace("line 1", "line 1\nline 1 mine")
+    effects = bridge.on_file("mine.md", mine.encode(), 4000)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert bridge.path_of("t1") == "mine.md"
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert "line 1 mine" in text
+    (conflict,) = item.field_conflicts()
+    assert sorted([conflict.winner.value, *(c.value for c in conflict.losers)]) == [
+        '"doing 1"',
+        '"doing 2"',
+    ]
 
 
 def _a_delete_and_a_concurrent_status(item: ItemDoc, status: str) -> tuple[bytes, bytes]:

@@ -630,7 +630,36 @@ class Bridge:
             del self.departed[departed[0]]
             self.base[key] = departed[1]
             return True
+        if self._unlike_the_strays_copy(key, owner, parsed):
+            return self._revived_copy(key, owner, parsed)
         return self._ours_to_yield(key, owner) or self._revived_copy(key, owner, parsed)
+
+    def _unlike_the_strays_copy(self, key: str, owner: str, parsed: codec.ParsedItem) -> bool:
+        """Whether the new file is too unlike the state a stray's copy held to be that copy
+        (B76): closer to what ``owner``, the file we wrote, shows than to that state.
+
+        A stray whose copy was deleted, not moved, never turns up: it stays and follows
+        our writes (B15) for good. A file claiming the id much later (a stale editor's
+        save of an old path, renamed before it was read, that no departed state won:
+        tied with a written-back copy's) was given to it, merged from the state of long
+        ago, and every line added since went in twice. As with B48's written-back
+        copies, the file must not be closer to ours than to the stray's state; a tie
+        leaves it the copy, as before.
+        """
+        stray = self.strays.get(key)
+        record = self.disk.get(owner)
+        if stray is None or stray[1] is None or record is None or record.digest != stray[0]:
+            return False
+        ours = self.base.get(key) or self.repo.encoded(key)
+        if ours is None or ours == stray[1]:
+            return False
+        # Strictly closer to ours by lines. A tie stays the copy's: the two may read the
+        # same (a rename since, or values that lost unseen, B70), or the copy changed a
+        # line a peer's write changed too (soak seed 10512: both set the assignee; by
+        # characters, B56's tie-break, the copy was nearer ours, and taken for no copy
+        # it was a second file of the id, never synced).
+        lines = codec.render(parsed).splitlines()
+        return _state_likeness(lines, ours) > _state_likeness(lines, stray[1])
 
     def _departed_copy(self, key: str, owner: str, text: str) -> tuple[str, bytes] | None:
         """The old path (and its state) the new file is a save of, moved before we read it:
