@@ -8,6 +8,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -86,27 +87,33 @@ def test_a_batch_rendered_by_the_workers_is_written_as_the_daemon_renders(
     assert sorted(node.store.load_files()) == sorted(f"item-{n}.md" for n in range(COUNT))
 
 
-def test_the_workers_renders_are_not_made_again_at_home(
-    node: LocalNode, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A worker's text is kept for the update it rendered: the daemon's documents,
-    which applied the same full updates, encode back to them and need no render."""
+def _made_at_home(node: LocalNode, monkeypatch: pytest.MonkeyPatch, read: str) -> list[str | None]:
+    """The keys ``ItemDoc.<read>`` ran for while a batch rendered by the workers was
+    received (a spy: the real method still runs)."""
     pool = renderpool.shared()
     if pool is None:
         pytest.skip("one core: the daemon renders every batch itself")
     assert pool.start(30.0), "the render workers did not start"
     _, updates = remote_items(COUNT)
     at_home: list[str | None] = []
-    render = ItemDoc._render
+    original = getattr(ItemDoc, read)
 
     def counted(item: ItemDoc) -> str | None:
         at_home.append(item.key)
-        return render(item)
+        return cast("str | None", original(item))
 
-    monkeypatch.setattr(ItemDoc, "_render", counted)
+    monkeypatch.setattr(ItemDoc, read, counted)
     node.receive_many(updates, "peer-b")
-    assert at_home == []
     assert disk(node.root) == {f"item-{n}.md": item_text(n) for n in range(COUNT)}
+    return at_home
+
+
+def test_the_workers_renders_are_not_made_again_at_home(
+    node: LocalNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's text is kept for the update it rendered: the daemon's documents,
+    which applied the same full updates, encode back to them and need no render."""
+    assert _made_at_home(node, monkeypatch, "_render") == []
 
 
 def test_the_workers_paths_are_not_read_again_at_home(
@@ -114,22 +121,7 @@ def test_the_workers_paths_are_not_read_again_at_home(
 ) -> None:
     """The worker reads each item's path with its render (decoding every meta cell
     once); the daemon takes it with the render instead of decoding them again."""
-    pool = renderpool.shared()
-    if pool is None:
-        pytest.skip("one core: the daemon renders every batch itself")
-    assert pool.start(30.0), "the render workers did not start"
-    _, updates = remote_items(COUNT)
-    read_at_home: list[str | None] = []
-    read_path = ItemDoc._read_path
-
-    def counted(item: ItemDoc) -> str | None:
-        read_at_home.append(item.key)
-        return read_path(item)
-
-    monkeypatch.setattr(ItemDoc, "_read_path", counted)
-    node.receive_many(updates, "peer-b")
-    assert read_at_home == []
-    assert disk(node.root) == {f"item-{n}.md": item_text(n) for n in range(COUNT)}
+    assert _made_at_home(node, monkeypatch, "_read_path") == []
 
 
 def test_a_batch_mixing_known_and_new_items_applies_all(node: LocalNode) -> None:

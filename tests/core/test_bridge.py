@@ -296,23 +296,32 @@ def test_a_new_item_at_the_old_path_of_a_rename_is_just_a_new_item() -> None:
     assert bridge.path_of("t1") == "moved.md"
 
 
+def _an_older_value_applied(bridge: b.Bridge, peer: str, client_id: int) -> tuple[ItemDoc, str]:
+    """t1.md read, then saved as "mine"; a peer's older "theirs", made before the save,
+    applied to the item (it loses, and changes nothing in the file). Returns the item
+    and the saved text."""
+    bridge.on_file("t1.md", TEXT.encode(), 1000)
+    state = bridge.repo.encoded("t1")
+    assert state is not None
+    other = Repo(Writer(peer, Hlc(peer), 0), client_id)
+    other.load("t1", state)
+    theirs = TEXT.replace("todo", "theirs")
+    older = other.ingest("t1", "t1.md", codec.parse(theirs.encode(), "t1.md"), 3000).update
+    assert older is not None
+    mine = TEXT.replace("todo", "mine")
+    bridge.on_file("t1.md", mine.encode(), 5000)
+    bridge.before_remote("t1")
+    item = bridge.repo.get("t1")
+    assert item is not None
+    item.apply_remote(older)
+    return item, mine
+
+
 def test_a_value_that_lost_without_a_write_stays_a_conflict_after_the_next_save() -> None:
     """B14: a peer's older value changed nothing in the file, so no write and no base;
     the user's next save, from a file that never showed it, deleted it as if replaced."""
     bridge = make_bridge()
-    bridge.on_file("t1.md", TEXT.encode(), 1000)
-    state = bridge.repo.encoded("t1")
-    assert state is not None
-    other = Repo(Writer("peer-b", Hlc("peer-b"), 0), 99)
-    other.load("t1", state)
-    theirs = TEXT.replace("todo", "theirs")
-    update = other.ingest("t1", "t1.md", codec.parse(theirs.encode(), "t1.md"), 3000).update
-    assert update is not None
-    bridge.on_file("t1.md", TEXT.replace("todo", "mine").encode(), 5000)
-    bridge.before_remote("t1")
-    item = bridge.repo.get("t1")
-    assert item is not None
-    item.apply_remote(update)
+    item, _ = _an_older_value_applied(bridge, "peer-b", 99)
     # "mine" is later: the file reads as it; what is left to say is the conflict
     conflict_event = b.ItemEvent("conflict", "t1", "t1.md", ("status",), "peer-b")
     assert bridge.on_remote("t1", "peer-b") == [b.Emit(conflict_event)]
@@ -1282,20 +1291,7 @@ def test_a_value_that_lost_unseen_stays_a_conflict_when_the_users_copy_of_a_rena
     removal dropped ``seen``: the user's copy, merged from the stray's base, replaced the
     loser it never showed, with no conflict left."""
     bridge = make_bridge()
-    bridge.on_file("t1.md", TEXT.encode(), 1000)
-    state = bridge.repo.encoded("t1")
-    assert state is not None
-    other = Repo(Writer("peer-c", Hlc("peer-c"), 0), 98)
-    other.load("t1", state)
-    theirs = TEXT.replace("todo", "theirs")
-    older = other.ingest("t1", "t1.md", codec.parse(theirs.encode(), "t1.md"), 3000).update
-    assert older is not None
-    mine = TEXT.replace("todo", "mine")
-    bridge.on_file("t1.md", mine.encode(), 5000)
-    bridge.before_remote("t1")
-    item = bridge.repo.get("t1")
-    assert item is not None
-    item.apply_remote(older)
+    item, mine = _an_older_value_applied(bridge, "peer-c", 98)
     assert not [e for e in bridge.on_remote("t1", "peer-c") if isinstance(e, b.WriteFile)]
     # The user moves t1.md to copy.md (not read yet); a peer renames the item twice.
     bridge.before_remote("t1")

@@ -338,6 +338,11 @@ class Bridge:
     def path_of(self, key: str) -> str | None:
         return self.disk.path_of(key)
 
+    def _file_shows(self, key: str) -> bytes | None:
+        """The state the item's file shows: its base while the file is behind the
+        document, else the document's own."""
+        return self.base.get(key) or self.repo.encoded(key)
+
     def on_file(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
         """The watcher saw ``relpath``; ``data`` is its content, None if it is gone."""
         if data is not None:
@@ -488,7 +493,7 @@ class Bridge:
             self.revived.pop(key, None)  # saved by the user: theirs now, not what we wrote
         effects: list[Effect] = []
         if owner is not None and owner != relpath and owner not in self.pending_delete:
-            ours = self.base.get(key) or self.repo.encoded(key)  # what the file we wrote shows
+            ours = self._file_shows(key)  # what the file we wrote shows
             kept_out = self._second_file(relpath, key, owner, parsed, digest)
             if kept_out is not None:
                 return kept_out
@@ -542,7 +547,7 @@ class Bridge:
         reused = self.reused.pop(relpath, None)
         if reused is None or reused[0] != key:
             return
-        ours = self.base.get(key) or self.repo.encoded(key)
+        ours = self._file_shows(key)
         if ours is None or _closer(codec.render(parsed), reused[1], ours):
             self.base[key] = reused[1]
 
@@ -593,7 +598,7 @@ class Bridge:
         record = self.disk.get(owner)
         if stray is None or stray[1] is None or record is None or record.digest != stray[0]:
             return
-        ours = self.base.get(key) or self.repo.encoded(key)
+        ours = self._file_shows(key)
         if ours is None or not _closer(codec.render(parsed), stray[1], ours):
             return
         self.returning[owner] = (key, ours, self.pending_delete[owner])
@@ -614,7 +619,7 @@ class Bridge:
             # ago): a save there is an edit of the item, made on what it showed.
             # Without a departed entry that save was a second file of the id (B75).
             record = self.disk.get(owner)
-            shown = self.base.get(key) or self.repo.encoded(key)
+            shown = self._file_shows(key)
             self._depart(relpath, key, shown if record and record.digest == digest else stray[1])
             return [RemoveFile(relpath, digest, key)]
         if self._yields_to(key, owner, parsed):
@@ -650,7 +655,7 @@ class Bridge:
         record = self.disk.get(owner)
         if stray is None or stray[1] is None or record is None or record.digest != stray[0]:
             return False
-        ours = self.base.get(key) or self.repo.encoded(key)
+        ours = self._file_shows(key)
         if ours is None or ours == stray[1]:
             return False
         # Strictly closer to ours by lines. A tie stays the copy's: the two may read the
@@ -676,12 +681,14 @@ class Bridge:
         held = [(p, state) for p, (k, state) in self.departed.items() if k == key and state]
         if not held:
             return None
-        own = self.base.get(key) or self.repo.encoded(key)
+        own = self._file_shows(key)
         rivals: list[bytes] = []
         record = self.disk.get(owner)
         for entry in (self.strays.get(key), self.revived.get(key)):
-            if entry is not None and entry[1] is not None and record is not None:
-                rivals += [entry[1]] if entry[0] == record.digest else []
+            if entry is None or entry[1] is None or record is None:
+                continue
+            if entry[0] == record.digest:
+                rivals.append(entry[1])
         lines = text.splitlines()
         bar = max((_state_likeness(lines, state) for state in rivals), default=-1.0)
         shown = _render_state(own) if own is not None else None
@@ -759,7 +766,7 @@ class Bridge:
         record = self.disk.get(owner)
         if entry is None or entry[1] is None or record is None or record.digest != entry[0]:
             return False
-        ours = self.base.get(key) or self.repo.encoded(key)
+        ours = self._file_shows(key)
         if ours is None:
             return False
         # Nothing arrived since we wrote it (B52: written at start-up): ours holds nothing
@@ -1008,7 +1015,7 @@ class Bridge:
             return []
         target = item.path() if item.alive() else relpath
         target = target or relpath
-        shown = self.base.get(key) or self.repo.encoded(key)  # what the item's own file shows
+        shown = self._file_shows(key)  # what the item's own file shows
         if target != relpath:
             # The item's own file shows the state before this merge until it is
             # rewritten (it may be half-way through a save of its own).
