@@ -702,6 +702,40 @@ def test_two_peers_dialling_each_other_keep_exactly_one_link(
     asyncio.run(scenario())
 
 
+def test_a_link_that_ends_is_forgotten_before_its_close_handshake(tmp_path: Path) -> None:
+    """A peer that does not answer our close (gone, stalled) holds the close
+    handshake for up to 10 s. The link is forgotten at once all the same, so
+    the peer, back on a new connection, is not refused as already linked."""
+    attacker = stranger()
+
+    async def scenario() -> None:
+        async with honest_pair(tmp_path) as pair:
+            pa = peering_of(pair.a)
+            async with RawPeer.connect(pair.a_port) as silent:
+                await authenticated(silent, pair, attacker)
+                first = pa.links[attacker.peer_id]
+                frame = silent.seal(ping(1))
+                await silent.send(frame)
+                await silent.send(frame)  # a replay: A ends the link
+                # From here on ``silent`` reads nothing, so A's close is never answered.
+                await wait_until(
+                    lambda: attacker.peer_id not in pa.links,
+                    timeout=WAIT_S / 2,  # well inside the 10 s A's close may wait
+                    what="the ended link forgotten while its close is unanswered",
+                )
+                assert first.closed.is_set()
+                async with RawPeer.connect(pair.a_port) as back:
+                    await back.handshake(attacker, pair.secret)
+                    await wait_until(
+                        lambda: pa.links.get(attacker.peer_id) not in (None, first),
+                        timeout=WAIT_S / 2,
+                        what="the peer's new connection linked",
+                    )
+            await still_serves(pair, f"tag-{os.urandom(4).hex()}")
+
+    asyncio.run(scenario())
+
+
 def test_a_flooding_peer_is_cut_off_while_others_are_served(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

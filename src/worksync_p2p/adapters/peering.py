@@ -174,10 +174,11 @@ class Peering:
                 self._first_round_done(f"{host}:{port}")
             existing = self.links.get(duplicate) if duplicate is not None else None
             if existing is not None:
-                # The peer is linked the other way round: redial only when that ends.
+                # The peer is linked the other way round: redial only when that
+                # ends, after the shortest backoff, so a link that ends as we
+                # look (closed, not yet forgotten) cannot make us redial in a loop.
                 await existing.closed.wait()
                 delay = RECONNECT_MIN_S
-                continue
             if time.monotonic() - started > RECONNECT_MAX_S:
                 delay = RECONNECT_MIN_S  # it was up for a while: start over quickly
             await asyncio.sleep(delay * (0.5 + rng.random()))
@@ -380,10 +381,14 @@ class Peering:
 
     async def _drop(self, link: Link) -> None:
         link.closed.set()
-        await link.ws.close()
+        # Forget the link before the close handshake, which waits for the
+        # peer's answer (10 s at most when it does not answer). Until then a
+        # peer that comes back was refused as already linked, and our own
+        # redial spun against the refusal.
         if self.links.get(link.peer_id) is link:
             del self.links[link.peer_id]
             self.on_change(link.peer_id, "left", link.address)
+        await link.ws.close()
 
     def drop_revoked(self, is_allowed: Callable[[str], bool]) -> None:
         """Close the connections of peers that are no longer allowed."""
