@@ -32,6 +32,7 @@ import pytest
 
 from tests.nodehelpers import wait_until
 from tests.test_peering import mesh, same_files, workspaces
+from tests.test_receive_many import remote_items
 from tests.wirekit import (
     LOOPBACK,
     Direction,
@@ -335,6 +336,34 @@ def test_a_tampered_frame_closes_the_connection(
 
     hostile(
         tmp_path, caplog, strike, lambda at: session_closed(at.peer_id, "frame 1 does not open")
+    )
+
+
+def test_updates_before_a_frame_that_does_not_open_are_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Authentic frames before the bad one are applied (they come in one batch)."""
+    _, updates = remote_items(3)
+
+    async def strike(peer: RawPeer, pair: Pair, attacker: Identity) -> None:
+        await authenticated(peer, pair, attacker)
+        for key, update in updates:
+            await peer.send(peer.seal(sp.encode(sp.Kind.UPDATE, key.encode(), update)))
+        frame = bytearray(peer.seal(ping(1)))
+        frame[frames.MAC_BYTES + 3] ^= 0x01
+        await peer.send(bytes(frame))
+
+    def after(pair: Pair, _attacker: Identity) -> None:
+        for key, update in updates:
+            assert pair.a.store.load(key) == update
+            assert (pair.roots[0] / f"{key}.md").is_file()
+
+    hostile(
+        tmp_path,
+        caplog,
+        strike,
+        lambda at: session_closed(at.peer_id, "frame 3 does not open"),
+        after=after,
     )
 
 

@@ -12,7 +12,7 @@ from typing import cast
 
 import pytest
 
-from tests.nodehelpers import Remote
+from tests.nodehelpers import Remote, wait_until
 from worksync_p2p.adapters import files, renderpool
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core import codec
@@ -25,6 +25,7 @@ from worksync_p2p.ports import WriteOutcome
 from worksync_p2p.workspace import init
 
 COUNT = 40
+LOOPBACK = "127.0.0.1"
 
 
 def item_text(n: int) -> str:
@@ -249,3 +250,39 @@ def test_a_restart_restores_the_saved_digests_only_while_the_store_is_unchanged(
     assert rebuilt == [1]
     assert second[0] != first[0]
     assert run_once(root) == second
+
+
+def test_a_first_sync_renders_each_batch_before_its_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over a real link, the receiving side reads ahead: the renders of most
+    batches were asked for before the batch came to be applied (so the workers
+    render it while the node writes the one before), and are taken from there."""
+    from benchmarks import corpus  # noqa: PLC0415 - the generated workspace of the benchmarks
+    from tests.test_peering import linked, same_files, workspaces  # noqa: PLC0415
+
+    if renderpool.shared() is None:
+        pytest.skip("one core: the daemon renders every batch itself")
+    items = 1500
+    roots = workspaces(tmp_path, 2, seed_first=False)
+    corpus.write_corpus(roots[0], items, 3)
+    taken_ahead: list[int] = []
+    take = renderpool.Ahead.take
+
+    def spy(ahead: renderpool.Ahead, updates: list[bytes]) -> dict[bytes, object]:
+        found = take(ahead, updates)
+        taken_ahead.append(len(found))
+        return cast("dict[bytes, object]", found)
+
+    monkeypatch.setattr(renderpool.Ahead, "take", spy)
+
+    async def scenario() -> None:
+        async with running(roots[0], net=NetOptions(True, LOOPBACK, 0)) as a:
+            assert a.address is not None
+            net_b = NetOptions(True, LOOPBACK, 0, (f"{LOOPBACK}:{a.address.rsplit(':', 1)[1]}",))
+            async with running(roots[1], net=net_b) as b:
+                await wait_until(linked(a, b), timeout=30, what="B linked to A")
+                await wait_until(same_files(*roots), timeout=120, what="the first sync")
+
+    asyncio.run(scenario())
+    assert sum(taken_ahead) >= items // 2, taken_ahead

@@ -118,6 +118,7 @@ class LocalNode:
         self.repo.on_waiting = self._waited_since_the_stop
         self.bridge = br.Bridge(self.repo, max_item_bytes=config.max_item_bytes)
         self._stats: dict[str, Stat] = {}
+        self._ahead = renderpool.Ahead()
         self.events_socket: Path | None = None
         self.ready = asyncio.Event()
         self._on_local_update: Callable[[str, bytes], None] | None = None
@@ -269,11 +270,11 @@ class LocalNode:
         fresh: dict[str, bytes] = {}
         held: list[tuple[str, bytes]] = []
         later: list[tuple[str, bytes]] = []
-        batched = isinstance(self.fs, files.RealFiles) and isinstance(self.store, SqliteStore)
+        batched = self._batched()
         for key, update in updates:
             if key in fresh:
                 later.append((key, update))  # after the first one is adopted
-            elif batched and key not in self.repo and key != members.MEMBERS_KEY:
+            elif batched and self._is_new(key):
                 fresh[key] = update
             else:
                 held.append((key, update))
@@ -283,13 +284,32 @@ class LocalNode:
         if error is not None:
             raise error
 
+    def _batched(self) -> bool:
+        return isinstance(self.fs, files.RealFiles) and isinstance(self.store, SqliteStore)
+
+    def _is_new(self, key: str) -> bool:
+        return key not in self.repo and key != members.MEMBERS_KEY
+
+    def prefetch(self, updates: Sequence[tuple[str, bytes]]) -> None:
+        """Have the workers render peers' updates of new items that are about to
+        be received (``receive_many`` takes their renders: ``renderpool.Ahead``)."""
+        if not self._batched():
+            return
+        new = [update for key, update in updates if self._is_new(key)]
+        pool = renderpool.shared() if len(new) >= POOL_MIN_ITEMS else None
+        if pool is not None:
+            self._ahead.ask(pool, new, POOL_MIN_ITEMS)
+
     def _adopt_and_write(self, fresh: list[tuple[str, bytes]], origin: str) -> ValueError | None:
         assert isinstance(self.store, SqliteStore)
         adopted: list[tuple[str, bytes]] = []
         error: ValueError | None = None
-        # Workers render the batch while it is applied and committed here.
-        pool = renderpool.shared() if len(fresh) >= POOL_MIN_ITEMS else None
-        pending = pool.submit([update for _, update in fresh]) if pool is not None else None
+        # Workers render the batch while it is applied and committed here
+        # (most of it asked for before, by ``prefetch``).
+        updates = [update for _, update in fresh]
+        rest = [u for u in updates if not self._ahead.asked(u)]
+        pool = renderpool.shared() if len(rest) >= POOL_MIN_ITEMS else None
+        pending = pool.submit(rest) if pool is not None else None
         items: list[ItemDoc] = []
         # Committed here, made durable while the files' own fsyncs run (the
         # files get their names only after both: ``_write_new``).
@@ -302,8 +322,11 @@ class LocalNode:
                     break
                 adopted.append((key, update))
             self.store.append_many(adopted)
-        renders = pending.results() if pending is not None else None
-        for item, (_, update), rendered in zip(items, adopted, renders or [], strict=False):
+        renders = self._ahead.take(updates)
+        if pending is not None:
+            renders.update(zip(rest, pending.results() or [], strict=False))
+        for item, (_, update) in zip(items, adopted, strict=True):
+            rendered = renders.get(update)
             if rendered is not None:
                 item.take_render(update, rendered.text, rendered.path)
         batch: list[list[br.Effect]] = []

@@ -142,3 +142,61 @@ def test_a_ctrl_c_for_the_daemon_leaves_the_workers_to_it(pool: renderpool.Rende
     pending = pool.submit(batch)
     assert pending is not None
     assert pending.results() == [at_home(u) for u in batch]
+
+
+# -- renders asked for ahead of their batch ----------------------------------------------
+
+
+def test_renders_asked_ahead_are_found_by_their_updates(pool: renderpool.RenderPool) -> None:
+    first, second = updates(20)[:10], updates(20)[10:]
+    ahead = renderpool.Ahead()
+    ahead.ask(pool, first, 4)
+    ahead.ask(pool, second, 4)
+    assert all(ahead.asked(u) for u in first + second)
+    # Taken across the two requests, in another order and cut: found by bytes.
+    wanted = second[:3] + first[5:]
+    assert ahead.take(wanted) == {u: at_home(u) for u in wanted}
+    assert not any(ahead.asked(u) for u in wanted)
+    rest = first[:5] + second[3:]
+    assert ahead.take(rest) == {u: at_home(u) for u in rest}
+    assert pool.rendered == 20
+
+
+def test_few_updates_or_too_many_bytes_are_not_asked_ahead(
+    pool: renderpool.RenderPool,
+) -> None:
+    ahead = renderpool.Ahead()
+    ahead.ask(pool, updates(3), 4)
+    big = [u + bytes(pool.room()) for u in updates(4)]  # more than the pipes hold
+    ahead.ask(pool, big, 4)
+    assert not any(ahead.asked(u) for u in updates(3) + big)
+    assert ahead.take(updates(3)) == {}
+    assert pool.rendered == 0
+
+
+def test_renders_asked_for_from_workers_stopped_since_are_left_to_the_daemon(
+    pool: renderpool.RenderPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    batch = updates(8)
+    ahead = renderpool.Ahead()
+    ahead.ask(pool, batch, 4)
+    pool.close()  # the idle stop, say
+    assert ahead.take(batch) == {}  # the caller renders them
+    assert not any(ahead.asked(u) for u in batch)
+    assert "render workers stopped" not in caplog.text  # not a failure: no retry delay
+    assert pool.start(START_S), "the next batch starts them again"
+    assert pool.submit(batch) is not None
+
+
+def test_a_request_nobody_took_is_collected_when_more_are_asked(
+    pool: renderpool.RenderPool,
+) -> None:
+    batches = [updates(30)[i : i + 10] for i in (0, 10, 20)]
+    ahead = renderpool.Ahead()
+    for batch in batches:  # the first is never taken (its link ended, say)
+        ahead.ask(pool, batch, 4)
+    # Two requests queue at most: the third collected the first.
+    assert pool.rendered == 10
+    assert ahead.take(batches[2]) == {u: at_home(u) for u in batches[2]}
+    assert pool.rendered == 30
+    assert ahead.take(batches[0]) == {u: at_home(u) for u in batches[0]}  # kept meanwhile

@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -44,10 +45,13 @@ declare us dead (it did, before this limit). A batch waits for three rounds
 of fsyncs whatever its size; 256 (a quarter to half a second of work) waits
 for them a quarter as often as 64 did."""
 INBOX_MAX = 4096
+REFILL_TURNS = 64
 _UPDATE_KINDS = (bytes([sp.Kind.SYNC2]), bytes([sp.Kind.UPDATE]))
 
 
 Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+_Opened = tuple[aiohttp.WSMessage | None, bytes | frames.FrameError | None]
+"""A message and its plaintext (None: not opened; an error: it did not open)."""
 Handshake = handshake.Initiator | handshake.Responder
 
 
@@ -65,6 +69,8 @@ class Replica(Protocol):
 
     def receive_many(self, updates: Sequence[tuple[str, bytes]], origin: str) -> None: ...
 
+    def prefetch(self, updates: Sequence[tuple[str, bytes]]) -> None: ...
+
 
 @dataclass
 class Link:
@@ -76,6 +82,8 @@ class Link:
     sync: sp.PeerSync
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     outbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(OUTBOX_MAX))
+    ahead: deque[_Opened] = field(default_factory=deque)
+    """Messages taken from the inbox and opened before their turn (``_look_ahead``)."""
 
     def send(self, messages: list[bytes]) -> None:
         """Queue messages; one writer seals and sends them, so frame counters stay in order."""
@@ -314,7 +322,7 @@ class Peering:
             self._first_round_done(link.address)
             # aiohttp hands over buffered messages without suspending: give
             # the writer, the heartbeat and the reader their turn.
-            await asyncio.sleep(0)
+            await _let_the_reader_fill(inbox)
 
     async def _handle_some(
         self, link: Link, inbox: asyncio.Queue[aiohttp.WSMessage | None]
@@ -327,25 +335,59 @@ class Peering:
         that includes them.
         """
         pending: list[sp.Received] = []
-        message = await inbox.get()
+        message, opened = link.ahead.popleft() if link.ahead else (await inbox.get(), None)
         for handled in range(1, APPLY_CHUNK + 1):
             if message is None or message.type != aiohttp.WSMsgType.BINARY:
                 self._apply(link, pending)
                 if message is not None:
                     _check_ending(message)
                 return False
-            plaintext = link.session.open(message.data)
+            try:
+                plaintext = _plaintext(link, message, opened)
+            except frames.FrameError:
+                self._apply(link, pending)  # authentic, and before it: kept
+                raise
             if plaintext[:1] not in _UPDATE_KINDS:
                 self._apply(link, pending)
                 pending = []
             replies, received = link.sync.receive(plaintext, now_ms())
             link.send(replies)
             pending += received
-            if handled == APPLY_CHUNK or inbox.empty():
+            if handled == APPLY_CHUNK or (not link.ahead and inbox.empty()):
                 break
-            message = inbox.get_nowait()
+            message, opened = link.ahead.popleft() if link.ahead else (inbox.get_nowait(), None)
+        self._look_ahead(link, inbox, pending)
         self._apply(link, pending)
         return True
+
+    def _look_ahead(
+        self,
+        link: Link,
+        inbox: asyncio.Queue[aiohttp.WSMessage | None],
+        pending: list[sp.Received],
+    ) -> None:
+        """Before ``pending`` is applied, open the messages already waiting and let
+        the replica start on the updates they bring (its render workers render
+        them while it writes the files of ``pending``: a first sync's batches
+        overlap). Messages are still handled in order, one turn later; a frame
+        that does not open raises in its turn, after what came before it."""
+        self.replica.prefetch([(got.key, got.update) for got in pending])
+        coming: list[tuple[str, bytes]] = []
+        while len(link.ahead) < APPLY_CHUNK and not inbox.empty():
+            message = inbox.get_nowait()
+            if message is None or message.type != aiohttp.WSMsgType.BINARY:
+                link.ahead.append((message, None))
+                break
+            try:
+                plaintext = link.session.open(message.data)
+            except frames.FrameError as error:
+                link.ahead.append((message, error))
+                break
+            link.ahead.append((message, plaintext))
+            if plaintext[:1] in _UPDATE_KINDS:
+                with contextlib.suppress(sp.ProtocolError):  # raised in its turn
+                    coming.append(sp.update_of(plaintext))
+        self.replica.prefetch(coming)
 
     def _apply(self, link: Link, received: list[sp.Received]) -> None:
         if not received:
@@ -439,6 +481,30 @@ async def _until_done(main: asyncio.Future[None], helpers: Sequence[asyncio.Futu
             if task is main or task.exception() is not None:
                 task.result()  # main's outcome, or the error that ended the helper
                 return
+
+
+def _plaintext(link: Link, message: aiohttp.WSMessage, opened: bytes | Exception | None) -> bytes:
+    if opened is None:
+        return link.session.open(message.data)
+    if isinstance(opened, Exception):
+        raise opened
+    return opened
+
+
+async def _let_the_reader_fill(inbox: asyncio.Queue[aiohttp.WSMessage | None]) -> None:
+    """Yield to the loop until the reader stops adding to ``inbox`` (or it holds two
+    batches). The loop reads a socket once per turn, 256 KiB at most (a hundred
+    items of a first sync); one turn between batches made them that small, and
+    left nothing to read ahead (``_look_ahead``) while a batch is written."""
+    idle = 0
+    for _ in range(REFILL_TURNS):
+        before = inbox.qsize()
+        await asyncio.sleep(0)
+        # Each message takes a few turns (transport, parser, reader task): two
+        # turns without one mean the socket had nothing more.
+        idle = idle + 1 if inbox.qsize() == before else 0
+        if idle == 2 or inbox.qsize() >= 2 * APPLY_CHUNK:
+            return
 
 
 async def _read_forever(ws: Socket, inbox: asyncio.Queue[aiohttp.WSMessage | None]) -> None:

@@ -42,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -68,6 +69,7 @@ class Rendered:
 
 
 PIPE_BYTES = 1 << 20
+_PIPE_BYTES_POSIX = 4096  # what a pipe holds at least, where its size cannot be read
 
 
 # -- the worker side ---------------------------------------------------------------
@@ -165,10 +167,16 @@ class _Worker:
         assert self.process.stdout is not None
         self.to_fd = self.process.stdin.fileno()
         self.from_fd = self.process.stdout.fileno()
+        self.pipe_bytes = PIPE_BYTES
+        """The smaller pipe's size (what a request or a reply may hold unread)."""
         for fd in (self.to_fd, self.from_fd):
             os.set_blocking(fd, False)
             with contextlib.suppress(OSError, AttributeError):  # Linux only; a hint
                 fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            try:
+                self.pipe_bytes = min(self.pipe_bytes, fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
+            except (OSError, AttributeError):
+                self.pipe_bytes = min(self.pipe_bytes, _PIPE_BYTES_POSIX)
         self.ready = False
         self._buffer = b""
 
@@ -298,6 +306,8 @@ class RenderPool:
 
     def collect(self, pending: Pending) -> list[Rendered | None] | None:
         with self._lock:
+            if any(worker not in self._workers for worker, _ in pending.slices):
+                return None  # workers stopped since (idle, or failed): render at home
             deadline = time.monotonic() + REPLY_TIMEOUT_S
             out: list[Rendered | None] = []
             try:
@@ -341,9 +351,79 @@ class RenderPool:
         with self._lock:
             self._stop_workers()
 
+    def room(self) -> int:
+        """Bytes of updates one request may hold to queue behind another unread:
+        half a pipe per ready worker (a request pipe holds two such, a reply
+        pipe two replies, a render being smaller than its update). Were a
+        reply bigger, a send would wait until the reply timeout and the
+        workers would be given up on for a while: slower, nothing lost."""
+        with self._lock:
+            return sum(w.pipe_bytes // 2 for w in self._workers if w.ready)
+
     def pids(self) -> list[int]:
         with self._lock:
             return [w.process.pid for w in self._workers]
+
+
+class Ahead:
+    """Renders asked for before their batch is applied.
+
+    A first sync's batches alternate between the node applying and writing
+    one (the workers idle) and the workers rendering the next (the node
+    waiting). Asked for as soon as the next batch's messages are read, its
+    renders are made while the node writes this one. Results are found by
+    the update's bytes, so batches may be cut differently when applied.
+    """
+
+    MAX_QUEUED = 2
+    MAX_KEPT = 4096
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[list[bytes], Pending]] = deque()
+        self._asked: set[bytes] = set()
+        self._done: dict[bytes, Rendered | None] = {}
+
+    def ask(self, pool: RenderPool, updates: Sequence[bytes], min_items: int) -> None:
+        """Start rendering those of ``updates`` not asked for yet, if they are many."""
+        new = [u for u in dict.fromkeys(updates) if u not in self._asked and u not in self._done]
+        # Two requests per worker at most, and small enough for the pipes
+        # together (``RenderPool.room``): a worker blocked on a full reply
+        # pipe while we block on its full request pipe would stall both
+        # until the reply timeout.
+        if len(new) < min_items or sum(map(len, new)) > pool.room():
+            return
+        while len(self._queue) >= self.MAX_QUEUED:
+            self._collect_first()  # one nobody took (its link ended): long done
+        pending = pool.submit(new)
+        if pending is not None:
+            self._queue.append((new, pending))
+            self._asked.update(new)
+
+    def asked(self, update: bytes) -> bool:
+        """Whether ``update`` was asked for (rendered or under way)."""
+        return update in self._asked or update in self._done
+
+    def take(self, updates: Sequence[bytes]) -> dict[bytes, Rendered | None]:
+        """The renders of those of ``updates`` that were asked for (waiting for them;
+        None for an update a worker could not decode). A failed worker leaves
+        its updates out: the caller renders them."""
+        while self._queue and any(u in self._asked for u in updates):
+            self._collect_first()  # in order: each worker answers in turn
+        found = {u: self._done.pop(u) for u in updates if u in self._done}
+        if len(self._done) > self.MAX_KEPT:
+            self._done.clear()  # asked for and never applied
+        return found
+
+    def _collect_first(self) -> None:
+        batch, pending = self._queue.popleft()
+        self._asked.difference_update(batch)
+        results = pending.results()
+        if results is None:  # the workers failed or stopped: what is queued is lost too
+            for lost, _ in self._queue:
+                self._asked.difference_update(lost)
+            self._queue.clear()
+            return
+        self._done.update(zip(batch, results, strict=True))
 
 
 _SHARED: tuple[int, RenderPool] | None = None

@@ -118,6 +118,15 @@ def _key(raw: bytes) -> str:
         raise ProtocolError("item key is not UTF-8") from None
 
 
+def update_of(message: bytes) -> tuple[str, bytes]:
+    """The key and the update a SYNC2 or UPDATE message carries; ProtocolError otherwise."""
+    kind, fields = decode(message)
+    if kind not in (Kind.SYNC2, Kind.UPDATE):
+        raise ProtocolError(f"{kind.name} carries no update")
+    key_raw, update = _fields(kind, fields, 2)
+    return _key(key_raw), update
+
+
 def _fields(kind: Kind, fields: list[bytes], count: int) -> list[bytes]:
     if len(fields) != count:
         raise ProtocolError(f"{kind.name} needs {count} fields, got {len(fields)}")
