@@ -1390,3 +1390,36 @@ def test_a_missing_file_seen_again_unreported_does_not_postpone_its_delete() -> 
     item = bridge.repo.get("t1")
     assert item is not None
     assert not item.alive()
+
+
+def test_a_save_of_the_file_that_gave_way_to_the_users_copy_edits_the_item() -> None:
+    """B77 (soak seed 10102 with B73's first version): a peer's rename wrote p.md while the
+    user moved t1.md; their copy took the item and p.md, which held what we wrote, was
+    removed. An editor still open on p.md saved it back: an edit made on what p.md showed.
+    With no departed entry it was a second file of the id, never synced (or, in the seed,
+    taken for a save of another departed path and merged from a state it never showed,
+    which deleted a line)."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 1", "line 1 peer"), path="p.md")
+    bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", "p.md")
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user moved it
+    users = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("user.md", users.encode(), 4000)  # later than the peer's path
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["p.md"]
+    bridge.removed("p.md", "t1")  # ours gave way
+    for effect in effects:
+        if isinstance(effect, b.WriteFile):
+            bridge.wrote(effect.key, effect.relpath)
+    stale = LINES.replace("line 1", "line 1 peer").replace("line 3", "line 3 stale")
+    effects = bridge.on_file("p.md", stale.encode(), 4100)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["p.md"]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.path() == "user.md"
+    text = item.render()
+    assert text is not None
+    assert text.endswith("---\nline 0 user\nline 1 peer\nline 2\nline 3 stale\n")

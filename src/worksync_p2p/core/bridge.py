@@ -264,11 +264,19 @@ class Bridge:
 
     def removed(self, relpath: str, key: str) -> None:
         """The node removed ``relpath``: nothing on disk holds the old state any more."""
-        self.returning.pop(relpath, None)
+        returning = self.returning.pop(relpath, None)
         if self.moving.get(key) == relpath:
             del self.moving[key]
         elif self.disk.path_of(key) is not None:
-            return  # a stray copy went; the base belongs to the item's own file
+            # A stray copy went; the base belongs to the item's own file. A file of
+            # ours that gave way to the user's copy (``returning``) held what it showed:
+            # an editor still open on it may save it back, an edit made on that state.
+            # Without a departed entry that save was a second file of the id, never
+            # synced, or taken for a save of another departed path, merged from a
+            # state it never showed (B77, as B75's for the exact copy).
+            if returning is not None and returning[0] == key:
+                self._depart(relpath, key, returning[1])
+            return
         # The old file of a move, or the only file of an item a peer deleted (B47): an
         # editor still open on it may save it, an edit made on what the file showed.
         # Only once it is gone: a removal refused for a save keeps the file (B53).
