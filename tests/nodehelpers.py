@@ -171,9 +171,9 @@ class Spy:
             self.appends[key] += 1
             append(key, update)
 
-        def counting_feed(relpath: str) -> None:
+        def counting_feed(relpath: str, *, reported: bool = False) -> None:
             self.feeds[relpath] += 1
-            feed(relpath)
+            feed(relpath, reported=reported)
 
         def counting_write_if(
             root: Path,

@@ -586,6 +586,19 @@ def test_b71_a_delete_made_on_a_later_edit_that_arrived_before_its_predecessor()
     assert result.ok, _explain(result)
 
 
+def test_b73_a_save_landing_on_the_file_written_back_after_its_delete_grace() -> None:
+    """Soak seed 10482 (smallest 5 x 110; 5 x 200 too): p0's person saved the file by
+    delete-and-recreate again and again, and every watcher batch read it in a save's gap.
+    The delete grace, counted from the first gap, ran out between two saves; the delete
+    lost to peers' edits and the file was written back into the last save's gap, which
+    landed on our write and, diffed against it, deleted four edits it never showed. At
+    5 x 200 the save landed unread and a peer's rename merged its refused removal
+    against the document."""
+    for ops in (110, 200):
+        result = run_seed(10482, 5, ops)
+        assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

@@ -613,8 +613,10 @@ class LocalNode:
 
     # -- inputs ------------------------------------------------------------
 
-    def feed(self, relpath: str) -> None:
-        """Read a file (or find it gone) and hand it to the bridge."""
+    def feed(self, relpath: str, *, reported: bool = False) -> None:
+        """Read a file (or find it gone) and hand it to the bridge.
+
+        ``reported``: the watcher reported the path (see ``Bridge.on_file``)."""
         stat = self.fs.stat(relpath)
         data = self.fs.read(relpath, self.config.max_item_bytes) if stat else None
         if stat is not None:
@@ -627,7 +629,7 @@ class LocalNode:
             self._unread_at_start.discard(relpath)
             self._landed_before_a_power_cut(relpath, data)
         with self._durably():
-            self.execute(self.bridge.on_file(relpath, data, self.clock()))
+            self.execute(self.bridge.on_file(relpath, data, self.clock(), reported=reported))
 
     def _check_emptied_again(self, relpath: str, data: bytes | None, stat: Stat | None) -> None:
         """An empty file must have stayed the same empty file for the whole grace.
@@ -652,7 +654,7 @@ class LocalNode:
         # Deletions first: a rename is "gone" + "added", and the added file must
         # find its id free.
         for relpath in sorted(relpaths, key=lambda r: self.fs.stat(r) is not None):
-            self.feed(relpath)
+            self.feed(relpath, reported=True)
         self.save_clock()
 
     def on_timer(self) -> None:

@@ -1344,3 +1344,82 @@ def test_a_delete_keeps_an_edit_it_saw_only_the_successor_of() -> None:
     assert item.alive()
     assert [e.relpath for e in back if isinstance(e, b.WriteFile)] == ["t1.md"]
     assert item.render() == cut
+
+
+def test_a_path_reported_again_while_its_delete_is_pending_waits_its_grace_again() -> None:
+    """Soak seed 10482 (5 x 110): the user saved by delete-and-recreate again and again,
+    and every watcher batch read the file in a save's gap. The grace, counted from the
+    first gap, ran out between two saves: the delete lost to a peer's edit and the file
+    was written back into the last save's gap. The save landed on our write and, diffed
+    against it, deleted the peer's line it never showed. Each report of the missing path
+    means the file came back and went: the saves are still running."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", None, 2000, reported=True) == []  # a save's gap
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 3", "line 3 peer"))
+    assert bridge.on_remote("t1", "peer-b") == []  # awaits the grace
+    assert bridge.on_file("t1.md", None, 2100, reported=True) == []  # back and gone again
+    effects = bridge.tick(2000 + bridge.delete_grace_ms)
+    writes = [e for e in effects if isinstance(e, b.WriteFile)]
+    for write in writes:
+        bridge.wrote(write.key, write.relpath)  # landed in the save's gap
+    assert writes == []
+    assert bridge.pending_delete == {"t1.md": 2100 + bridge.delete_grace_ms}
+    saved = LINES.replace("line 0", "line 0 mine")
+    effects = bridge.on_file("t1.md", saved.encode(), 2200, reported=True)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.alive()
+    text = item.render()
+    assert text is not None
+    assert text.endswith("---\nline 0 mine\nline 1\nline 2\nline 3 peer\n")
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    assert write.text == text  # the merge is written back
+
+
+def test_a_missing_file_seen_again_unreported_does_not_postpone_its_delete() -> None:
+    """B1: a reread (a refused write, say) that finds the file still gone is no news;
+    only a report from the watcher says the file came back meanwhile."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", None, 2000, reported=True) == []
+    assert bridge.on_file("t1.md", None, 2100) == []  # a reread, not a report
+    effects = bridge.tick(2000 + bridge.delete_grace_ms)
+    assert [e.event.kind for e in effects if isinstance(e, b.Emit)] == ["deleted"]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert not item.alive()
+
+
+def test_a_save_of_the_file_that_gave_way_to_the_users_copy_edits_the_item() -> None:
+    """B77 (soak seed 10102 with B73's first version): a peer's rename wrote p.md while the
+    user moved t1.md; their copy took the item and p.md, which held what we wrote, was
+    removed. An editor still open on p.md saved it back: an edit made on what p.md showed.
+    With no departed entry it was a second file of the id, never synced (or, in the seed,
+    taken for a save of another departed path and merged from a state it never showed,
+    which deleted a line)."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 1", "line 1 peer"), path="p.md")
+    bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", "p.md")
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user moved it
+    users = LINES.replace("line 0", "line 0 user")
+    effects = bridge.on_file("user.md", users.encode(), 4000)  # later than the peer's path
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["p.md"]
+    bridge.removed("p.md", "t1")  # ours gave way
+    for effect in effects:
+        if isinstance(effect, b.WriteFile):
+            bridge.wrote(effect.key, effect.relpath)
+    stale = LINES.replace("line 1", "line 1 peer").replace("line 3", "line 3 stale")
+    effects = bridge.on_file("p.md", stale.encode(), 4100)
+    assert not [e for e in effects if isinstance(e, b.Report)]
+    assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["p.md"]
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.path() == "user.md"
+    text = item.render()
+    assert text is not None
+    assert text.endswith("---\nline 0 user\nline 1 peer\nline 2\nline 3 stale\n")

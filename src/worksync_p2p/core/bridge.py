@@ -166,6 +166,10 @@ class Bridge:
     disk: DiskIndex = field(default_factory=DiskIndex)
     bad: dict[str, str] = field(default_factory=dict)
     pending_delete: dict[str, int] = field(default_factory=dict)
+    reported_gone: set[str] = field(default_factory=set)
+    """Those of ``pending_delete`` the watcher has reported and we read missing: a report
+    after that means the file came back and went again (B73). Not stored: a restart
+    starts the grace over anyway."""
     suspect_empty: dict[str, int] = field(default_factory=dict)
     confirmed_empty: set[str] = field(default_factory=set)
     duplicates: dict[str, str] = field(default_factory=dict)
@@ -260,11 +264,19 @@ class Bridge:
 
     def removed(self, relpath: str, key: str) -> None:
         """The node removed ``relpath``: nothing on disk holds the old state any more."""
-        self.returning.pop(relpath, None)
+        returning = self.returning.pop(relpath, None)
         if self.moving.get(key) == relpath:
             del self.moving[key]
         elif self.disk.path_of(key) is not None:
-            return  # a stray copy went; the base belongs to the item's own file
+            # A stray copy went; the base belongs to the item's own file. A file of
+            # ours that gave way to the user's copy (``returning``) held what it showed:
+            # an editor still open on it may save it back, an edit made on that state.
+            # Without a departed entry that save was a second file of the id, never
+            # synced, or taken for a save of another departed path, merged from a
+            # state it never showed (B77, as B75's for the exact copy).
+            if returning is not None and returning[0] == key:
+                self._depart(relpath, key, returning[1])
+            return
         # The old file of a move, or the only file of an item a peer deleted (B47): an
         # editor still open on it may save it, an edit made on what the file showed.
         # Only once it is gone: a removal refused for a save keeps the file (B53).
@@ -330,6 +342,7 @@ class Bridge:
         for relpath, due in sorted(self.pending_delete.items()):
             if due <= now_ms:
                 del self.pending_delete[relpath]
+                self.reported_gone.discard(relpath)
                 effects += self._file_gone(relpath, now_ms)
         return effects
 
@@ -343,12 +356,19 @@ class Bridge:
         document, else the document's own."""
         return self.base.get(key) or self.repo.encoded(key)
 
-    def on_file(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
-        """The watcher saw ``relpath``; ``data`` is its content, None if it is gone."""
+    def on_file(
+        self, relpath: str, data: bytes | None, now_ms: int, *, reported: bool = False
+    ) -> list[Effect]:
+        """The watcher saw ``relpath``; ``data`` is its content, None if it is gone.
+
+        ``reported``: the watcher reported a change of the path since it was last read
+        (not a reread after a refused write, a grace or a start-up).
+        """
         if data is not None:
             # There: not gone (the old file of a move too, merged below and perhaps
             # tracked again, must not be deleted when a grace started earlier ends).
             self.pending_delete.pop(relpath, None)
+            self.reported_gone.discard(relpath)
             self.vanished.pop(relpath, None)  # the save landed: merged below, then written
         if data != b"":
             # Missing or full: the empty file a grace was about is gone; the next
@@ -359,7 +379,7 @@ class Bridge:
         if left is not None:
             return left
         if data is None:
-            self._missing(relpath, now_ms)
+            self._missing(relpath, now_ms, reported=reported)
             return []
         record = self.disk.get(relpath)
         digest = content_hash(data)
@@ -390,14 +410,28 @@ class Bridge:
             return []  # an in-place save seen at its truncate: read again after the grace
         return self._ingest(relpath, parsed, digest, now_ms)
 
-    def _missing(self, relpath: str, now_ms: int) -> None:
+    def _missing(self, relpath: str, now_ms: int, *, reported: bool = False) -> None:
         self.bad.pop(relpath, None)
         self.duplicates.pop(relpath, None)
         record = self.disk.get(relpath)
         if record is not None:
             # The wait starts when the file vanished; seeing it gone again
-            # (a refused write) must not postpone the decision forever.
-            self.pending_delete.setdefault(relpath, now_ms + self.delete_grace_ms)
+            # (a refused write) must not postpone the decision forever (B1).
+            due = now_ms + self.delete_grace_ms
+            if reported and relpath in self.reported_gone and relpath in self.pending_delete:
+                # But a path the watcher reports again after a report read it missing
+                # changed since: the file came back and went, a delete-and-recreate
+                # save landed and the next one began. The saves are still running, so
+                # the grace starts over (B73). Counted from the first gap, it ran out
+                # between two saves: the item, back from peers' edits, was written
+                # into the last save's gap, and the save, diffed against what we
+                # wrote, deleted the edits it never showed. (The first report after a
+                # reread found the file gone is the news of that same removal.)
+                self.pending_delete[relpath] = due
+            else:
+                self.pending_delete.setdefault(relpath, due)
+            if reported:
+                self.reported_gone.add(relpath)
             self._remember_base(record.key)
 
     def _leftover(self, relpath: str, data: bytes | None, now_ms: int) -> list[Effect]:
@@ -514,6 +548,7 @@ class Bridge:
         if owner is not None and owner != relpath:
             self._copy_of_the_users(key, owner, parsed)
             del self.pending_delete[owner]
+            self.reported_gone.discard(owner)
             self.disk.pop(owner)
             effects.append(Untracked(owner))
         item = self.repo.get(key)
