@@ -680,7 +680,7 @@ class _Staged:
 def _stage_all(
     root: Path,
     texts: list[tuple[str, str]],
-    folders: dict[Path, _Folder | None],
+    folders: dict[str, _Folder | None],
     staged: dict[int, _Staged],
 ) -> list[WriteOutcome]:
     """A temp file for every text that may be written (into ``staged``, so the
@@ -688,11 +688,12 @@ def _stage_all(
     outcomes: list[WriteOutcome] = []
     narrowing = _umask_narrows(DEFAULT_MODE)
     for index, (relpath, text) in enumerate(texts):
-        parent = (root / relpath).parent
+        # Folders by the relpath's folder part, a string: a Path per file was
+        # a twentieth of a first sync's time in the daemon.
+        parent, _, name = relpath.rpartition("/")
         if parent not in folders:
             folders[parent] = _open_folder(root, relpath)
         folder = folders[parent]
-        name = relpath.rpartition("/")[2]
         made = WriteOutcome.UNSAFE if folder is None else _new_temp(folder, name, text, narrowing)
         if isinstance(made, WriteOutcome):
             outcomes.append(made)
@@ -752,7 +753,7 @@ def write_new_files(
     files are fsynced, and returns before any of them gets its name (what the
     files show is made durable first: the store's sync).
     """
-    folders: dict[Path, _Folder | None] = {}
+    folders: dict[str, _Folder | None] = {}
     staged: dict[int, _Staged] = {}
     seen: list[Made | None] = [None] * len(texts)
     try:
