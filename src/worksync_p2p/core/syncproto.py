@@ -6,10 +6,9 @@ per pair of peers carries every item. Rules:
 1. On connect both sides send their digest root. Equal roots: nothing else
    is said. Otherwise they exchange the 256 bucket hashes, then the
    ``(key, hash)`` lists of the buckets that differ, then run the y-protocols
-   sync for each key the other lists with a different hash or that it lacks:
-   ``SYNC1(key, state vector)`` is answered with ``SYNC2(key, the update the
-   asker lacks)``. Both sides ask, so both end with the union; neither asks
-   for a key the other's list lacks (the other asks for it instead).
+   sync for each differing or missing key: ``SYNC1(key, state vector)`` is
+   answered with ``SYNC2(key, the update the asker lacks)``. Both sides ask,
+   so both end with the union.
 2. After that, live changes travel as ``UPDATE(key, update)`` at once.
 3. ``PING`` every ``ping_every_ms`` when nothing else was sent; a peer silent
    for ``dead_after_ms`` is declared dead (mDNS alone notices after 18 min).
@@ -241,11 +240,11 @@ class PeerSync:
     def _on_keys(self, fields: list[bytes]) -> list[bytes]:
         if not fields or len(fields) % 2 != 1:
             raise ProtocolError("KEYS needs a bucket list and (key, hash) pairs")
-        # Only keys the peer lists: one it lacks has nothing to send us, and it
-        # asks for ours when it reads our list (a first sync's 10,000 such asks
-        # cost both sides a message each for nothing).
         theirs = {_key(fields[i]): fields[i + 1] for i in range(1, len(fields), 2)}
         asks: list[bytes] = []
+        for bucket in fields[0]:
+            for key, _ in self.items.digests.keys_in(bucket):
+                theirs.setdefault(key, b"")
         for key, their_digest in sorted(theirs.items()):
             if self.items.digests.get(key) != their_digest and key not in self.asked:
                 self.asked.add(key)
