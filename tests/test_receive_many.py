@@ -286,3 +286,20 @@ def test_a_first_sync_renders_each_batch_before_its_turn(
 
     asyncio.run(scenario())
     assert sum(taken_ahead) >= items // 2, taken_ahead
+
+
+def test_a_joined_peer_starts_its_render_workers_before_the_first_batch(tmp_path: Path) -> None:
+    """An empty workspace going online expects a first sync: the workers start
+    beside the handshake, not with the first batch (which they would miss)."""
+    pool = renderpool.shared()
+    if pool is None:
+        pytest.skip("one core: the daemon renders every batch itself")
+    pool.close()
+    root = init(tmp_path / "joined").workspace.root
+
+    async def scenario() -> None:
+        async with running(root, net=NetOptions(True, LOOPBACK, 0)):
+            await wait_until(lambda: len(pool.pids()) == pool.size, timeout=30, what="workers")
+
+    asyncio.run(scenario())
+    assert pool.rendered == 0  # started, not used: nothing was received

@@ -1125,6 +1125,13 @@ async def _peering(
         on_change=peer_changed,
     )
     _restore_digests(node)
+    if len(node.repo) <= 1:  # no item (the membership document at most): a join
+        # A first sync is likely; its workers start now, beside the handshake
+        # and the digest exchange, not with its first batch (which they then
+        # missed). Unused, they stop after renderpool.IDLE_S.
+        pool = renderpool.shared()
+        if pool is not None:
+            pool.warm()
 
     def local_update(key: str, update: bytes) -> None:
         node.items.refresh(key)

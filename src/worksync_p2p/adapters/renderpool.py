@@ -284,6 +284,11 @@ class RenderPool:
             self._fail(error)
             return []
 
+    def warm(self) -> None:
+        """Start the workers without waiting for them (a batch is expected soon)."""
+        with self._lock:
+            self._started()
+
     def submit(self, updates: Sequence[bytes]) -> Pending | None:
         """Start rendering ``updates``; None while the workers are starting (or failed)."""
         with self._lock:
