@@ -155,6 +155,19 @@ def test_a_second_file_with_the_same_id_is_reported_then_taken_when_the_first_go
     assert b.Reread("copy.md") in effects
 
 
+def _moved_by_the_user_during_a_peers_rename(start: str, peers: str, path: str) -> b.Bridge:
+    """A peer's edit moved t1.md to ``path``; we wrote ``path``, and the removal
+    of t1.md was refused: the user had moved it meanwhile."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", start.encode(), 1000)
+    bridge.before_remote("t1")
+    _remote_edit(bridge, peers, path=path)
+    bridge.on_remote("t1", "peer-b")
+    bridge.wrote("t1", path)
+    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user moved it
+    return bridge
+
+
 def _remote_edit(bridge: b.Bridge, text: str, path: str = "t1.md") -> None:
     """Another replica edits the item; its update lands in our repo."""
     item = bridge.repo.get("t1")
@@ -441,13 +454,9 @@ def test_the_half_saved_file_we_wrote_giving_way_to_the_users_copy_merges_from_i
     the new one, and was saving ours in place when their copy turned up. Ours gave way;
     its removal found it half-saved (a leftover), kept with the user's copy's state, and
     the landed save, diffed from that state, undid the copy's edit and doubled the peer's."""
-    bridge = make_bridge()
-    bridge.on_file("t1.md", LINES.encode(), 1000)
-    bridge.before_remote("t1")
-    _remote_edit(bridge, LINES.replace("line 1", "line 1 peer"), path="moved.md")
-    bridge.on_remote("t1", "peer-b")
-    bridge.wrote("t1", "moved.md")
-    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user moved it
+    bridge = _moved_by_the_user_during_a_peers_rename(
+        LINES, LINES.replace("line 1", "line 1 peer"), "moved.md"
+    )
     assert bridge.on_file("moved.md", b"", 2010) == []  # and is saving ours in place
     users = LINES.replace("line 0", "line 0 user")
     effects = bridge.on_file("user.md", users.encode(), 2020)
@@ -901,13 +910,9 @@ def test_a_users_copy_alike_to_both_by_lines_is_told_by_characters_and_ours_awai
     ours moved, it was merged from our state (undoing the peer's removal), and the save
     that re-created ours was a second file of the id. Told apart by characters it is the
     user's; and ours, the item's path still, is not written until its save lands."""
-    bridge = make_bridge()
-    bridge.on_file("t1.md", TAGGED.encode(), 1000)
-    bridge.before_remote("t1")
-    _remote_edit(bridge, TAGGED.replace("[a]", "[]"), path="moved.md")
-    bridge.on_remote("t1", "peer-b")
-    bridge.wrote("t1", "moved.md")
-    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user moved it
+    bridge = _moved_by_the_user_during_a_peers_rename(
+        TAGGED, TAGGED.replace("[a]", "[]"), "moved.md"
+    )
     assert bridge.on_file("moved.md", None, 2010) == []  # and is re-creating ours
     effects = bridge.on_file("user.md", TAGGED.replace("[a]", "[a, b]").encode(), 2020)
     assert not [e for e in effects if isinstance(e, b.Report)]
@@ -1399,13 +1404,9 @@ def test_a_save_of_the_file_that_gave_way_to_the_users_copy_edits_the_item() -> 
     With no departed entry it was a second file of the id, never synced (or, in the seed,
     taken for a save of another departed path and merged from a state it never showed,
     which deleted a line)."""
-    bridge = make_bridge()
-    bridge.on_file("t1.md", LINES.encode(), 1000)
-    bridge.before_remote("t1")
-    _remote_edit(bridge, LINES.replace("line 1", "line 1 peer"), path="p.md")
-    bridge.on_remote("t1", "peer-b")
-    bridge.wrote("t1", "p.md")
-    assert bridge.on_remove_refused("t1.md", "t1", None, 2000) == []  # the user moved it
+    bridge = _moved_by_the_user_during_a_peers_rename(
+        LINES, LINES.replace("line 1", "line 1 peer"), "p.md"
+    )
     users = LINES.replace("line 0", "line 0 user")
     effects = bridge.on_file("user.md", users.encode(), 4000)  # later than the peer's path
     assert [e.relpath for e in effects if isinstance(e, b.RemoveFile)] == ["p.md"]
