@@ -419,6 +419,12 @@ class Ahead:
             self._done.clear()  # asked for and never applied
         return found
 
+    def drain(self) -> None:
+        """Collect every queued request: a request sent to the pool directly must
+        not be answered by a worker's reply to one of ours (replies come in order)."""
+        while self._queue:
+            self._collect_first()
+
     def _collect_first(self) -> None:
         batch, pending = self._queue.popleft()
         self._asked.difference_update(batch)
