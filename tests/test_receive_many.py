@@ -125,6 +125,23 @@ def test_the_workers_paths_are_not_read_again_at_home(
     assert _made_at_home(node, monkeypatch, "_read_path") == []
 
 
+def test_a_batch_not_asked_ahead_gets_its_own_renders(node: LocalNode) -> None:
+    """The renders of a batch asked for ahead (the next batch on one link) are
+    still unread when another batch (another link's) is sent to the workers:
+    each batch's files hold their own items."""
+    pool = renderpool.shared()
+    if pool is None:
+        pytest.skip("one core: the daemon renders every batch itself")
+    assert pool.start(30.0), "the render workers did not start"
+    _, this = remote_items(COUNT)
+    _, coming = remote_items(COUNT, COUNT)
+    node.prefetch(coming)
+    node.receive_many(this, "peer-b")
+    assert disk(node.root) == {f"item-{n}.md": item_text(n) for n in range(COUNT)}
+    node.receive_many(coming, "peer-b")
+    assert disk(node.root) == {f"item-{n}.md": item_text(n) for n in range(2 * COUNT)}
+
+
 def test_a_batch_mixing_known_and_new_items_applies_all(node: LocalNode) -> None:
     remote, updates = remote_items(COUNT)
     node.receive_many(updates[:10], "peer-b")

@@ -302,13 +302,6 @@ class LocalNode:
         if pool is not None:
             self._ahead.ask(pool, new, POOL_MIN_ITEMS)
 
-    def _submit(self, updates: list[bytes]) -> renderpool.Pending | None:
-        pool = renderpool.shared()
-        if pool is None:
-            return None
-        self._ahead.drain()  # else a worker's reply to a queued request is read as ours
-        return pool.submit(updates)
-
     def _adopt_and_write(self, fresh: list[tuple[str, bytes]], origin: str) -> ValueError | None:
         assert isinstance(self.store, SqliteStore)
         adopted: list[tuple[str, bytes]] = []
@@ -317,7 +310,8 @@ class LocalNode:
         # (most of it asked for before, by ``prefetch``).
         updates = [update for _, update in fresh]
         rest = [u for u in updates if not self._ahead.asked(u)]
-        pending = self._submit(rest) if len(rest) >= POOL_MIN_ITEMS else None
+        pool = renderpool.shared() if len(rest) >= POOL_MIN_ITEMS else None
+        pending = pool.submit(rest) if pool is not None else None
         items: list[ItemDoc] = []
         # Committed here, made durable while the files' own fsyncs run (the
         # files get their names only after both: ``_write_new``).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -12,8 +13,10 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
+from tests.nodehelpers import Remote
 from tests.test_receive_many import remote_items
 from worksync_p2p.adapters import renderpool
+from worksync_p2p.core import codec
 from worksync_p2p.core.itemdoc import read_new
 
 START_S = 30.0
@@ -200,3 +203,71 @@ def test_a_request_nobody_took_is_collected_when_more_are_asked(
     assert ahead.take(batches[2]) == {u: at_home(u) for u in batches[2]}
     assert pool.rendered == 30
     assert ahead.take(batches[0]) == {u: at_home(u) for u in batches[0]}  # kept meanwhile
+
+
+def test_a_batch_sent_behind_a_queued_request_gets_its_own_renders(
+    pool: renderpool.RenderPool,
+) -> None:
+    """Workers answer in order: a direct batch sent while a request asked ahead
+    is still unread must not be given that request's renders (other items')."""
+    queued, direct = updates(40)[:20], updates(40)[20:]
+    ahead = renderpool.Ahead()
+    ahead.ask(pool, queued, 4)
+    pending = pool.submit(direct)
+    assert pending is not None
+    assert pending.results() == [at_home(u) for u in direct]  # collected first
+    assert ahead.take(queued) == {u: at_home(u) for u in queued}  # kept meanwhile
+
+
+def long_items(count: int, body_bytes: int) -> list[bytes]:
+    """Full updates of items with long bodies (their renders are as long)."""
+    remote = Remote()
+    out = []
+    for n in range(count):
+        text = f"---\nid: long-{n}\n---\n" + "word " * (body_bytes // 5) + "\n"
+        parsed = codec.parse(text.encode(), f"long-{n}.md")
+        update = remote.repo.ingest(f"long-{n}", f"long-{n}.md", parsed, 1_000).update
+        assert update is not None
+        out.append(update)
+    return out
+
+
+def test_a_batch_is_cut_between_the_workers_by_bytes(pool: renderpool.RenderPool) -> None:
+    """One big item and many small: the big one's worker gets few others (a
+    slice cut by count would put half the bytes, and the wait, on one side)."""
+    small = updates(10)
+    batch = [*long_items(1, 16_384), *small[1:]]
+    pending = pool.submit(batch)
+    assert pending is not None
+    assert [part.count for part in pending.slices] == [1, 9]
+    assert pending.results() == [at_home(u) for u in batch]
+
+
+def test_requests_whose_replies_overfill_the_pipes_are_answered(
+    pool: renderpool.RenderPool,
+) -> None:
+    """Two batches sent before either is collected, each rendering to more than
+    a pipe holds: while the second is written, the replies to the first are
+    read (the worker, blocked writing them, reads no request meanwhile)."""
+    per_worker = pool.room() * 2  # a whole pipe of renders per worker, and more
+    first = long_items(2 * per_worker // 60_000 + 2, 60_000)
+    second = long_items(len(first), 60_001)
+    pending_first = pool.submit(first)
+    pending_second = pool.submit(second)
+    assert pending_first is not None
+    assert pending_second is not None
+    assert pending_second.results() == [at_home(u) for u in second]
+    assert pending_first.results() == [at_home(u) for u in first]
+
+
+def test_warmed_workers_are_seen_ready_by_the_room_they_give() -> None:
+    """``warm`` does not wait; the room asked for later looks again, so the
+    first batch after a warm start can be asked for ahead."""
+    workers = renderpool.RenderPool(1)
+    try:
+        workers.warm()
+        [worker] = workers._workers
+        assert select.select([worker.from_fd], [], [], START_S)[0], "the worker did not start"
+        assert workers.room() > 0
+    finally:
+        workers.close()

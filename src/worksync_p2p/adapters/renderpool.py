@@ -179,6 +179,8 @@ class _Worker:
                 self.pipe_bytes = min(self.pipe_bytes, _PIPE_BYTES_POSIX)
         self.ready = False
         self._buffer = b""
+        self.unanswered: deque[_Slice] = deque()
+        """Our requests it has not answered yet, oldest first (it answers in order)."""
 
     def poll_ready(self) -> bool:
         """Whether the worker said it is ready (without waiting); EOFError if it exited."""
@@ -189,12 +191,32 @@ class _Worker:
                 self.ready = True
         return self.ready
 
-    def send(self, frame: bytes, deadline: float) -> None:
+    def send(self, part: _Slice, frame: bytes, deadline: float) -> None:
+        """Send a request for ``part``, reading replies meanwhile: a worker
+        blocked writing a reply into a full pipe reads no more requests."""
         view = memoryview(frame)
         while view:
-            if not select.select([], [self.to_fd], [], _left(deadline))[1]:
+            readable, writable, _ = select.select([self.from_fd], [self.to_fd], [], _left(deadline))
+            if readable:
+                self._read_some()
+            if writable:
+                view = view[os.write(self.to_fd, view) :]
+            elif not readable:
                 raise TimeoutError("a render worker does not read")
-            view = view[os.write(self.to_fd, view) :]
+        self.unanswered.append(part)
+
+    def answer_oldest(self, deadline: float) -> int:
+        """Read the reply to the oldest unanswered request into its slice; its count."""
+        part = self.unanswered[0]
+        part.renders = _decode_reply(self._frame(deadline), part.count)
+        self.unanswered.popleft()
+        return part.count
+
+    def _read_some(self) -> None:
+        chunk = os.read(self.from_fd, 1 << 20)
+        if not chunk:
+            raise EOFError("a render worker exited")
+        self._buffer += chunk
 
     def _frame(self, deadline: float) -> bytes:
         while True:
@@ -205,13 +227,7 @@ class _Worker:
                     return frame
             if not select.select([self.from_fd], [], [], _left(deadline))[0]:
                 raise TimeoutError("a render worker does not answer")
-            chunk = os.read(self.from_fd, 1 << 20)
-            if not chunk:
-                raise EOFError("a render worker exited")
-            self._buffer += chunk
-
-    def receive(self, deadline: float) -> bytes:
-        return self._frame(deadline)
+            self._read_some()
 
     def stop(self) -> None:
         """Close its pipe (it exits at the end of its input); kill it if it lingers."""
@@ -235,12 +251,37 @@ def _request(updates: Sequence[bytes]) -> bytes:
     return _LEN.pack(len(payload)) + payload
 
 
+def _split(updates: Sequence[bytes], parts: int) -> list[Sequence[bytes]]:
+    """``updates`` cut in order into at most ``parts`` runs of about equal bytes
+    (a render's cost, and a reply's size, follow its update's size)."""
+    total = sum(map(len, updates))
+    runs: list[Sequence[bytes]] = []
+    start, held = 0, 0
+    for at, update in enumerate(updates):
+        held += len(update)
+        if held * parts >= total * (len(runs) + 1) and len(runs) < parts - 1:
+            runs.append(updates[start : at + 1])
+            start = at + 1
+    if start < len(updates):
+        runs.append(updates[start:])
+    return runs
+
+
+@dataclass(eq=False)
+class _Slice:
+    """The part of a batch sent to one worker, and its renders once read."""
+
+    worker: _Worker
+    count: int
+    renders: list[Rendered | None] | None = None
+
+
 @dataclass
 class Pending:
     """Renders under way: one slice of the batch per worker."""
 
     pool: RenderPool
-    slices: list[tuple[_Worker, int]]
+    slices: list[_Slice]
 
     def results(self) -> list[Rendered | None] | None:
         """The renders in the order submitted; None if the workers failed (render at home)."""
@@ -296,33 +337,34 @@ class RenderPool:
             ready = [w for w in self._workers if w.ready]
             if not ready:
                 return None
-            share = -(-len(updates) // len(ready))
             deadline = time.monotonic() + REPLY_TIMEOUT_S
             slices = []
             try:
-                for at, worker in zip(range(0, len(updates), share), ready, strict=False):
-                    part = updates[at : at + share]
-                    worker.send(_request(part), deadline)
-                    slices.append((worker, len(part)))
-            except (OSError, TimeoutError) as error:
+                for run, worker in zip(_split(updates, len(ready)), ready, strict=False):
+                    part = _Slice(worker, len(run))
+                    worker.send(part, _request(run), deadline)
+                    slices.append(part)
+            except (OSError, EOFError, TimeoutError) as error:
                 self._fail(error)
                 return None
             return Pending(self, slices)
 
     def collect(self, pending: Pending) -> list[Rendered | None] | None:
+        """The renders of ``pending``, in order. Replies to requests sent before
+        it (collected later, or never) are read into their own slices: a
+        reply is never taken for another request's."""
         with self._lock:
-            if any(worker not in self._workers for worker, _ in pending.slices):
+            if any(part.worker not in self._workers for part in pending.slices):
                 return None  # workers stopped since (idle, or failed): render at home
             deadline = time.monotonic() + REPLY_TIMEOUT_S
-            out: list[Rendered | None] = []
             try:
-                for worker, count in pending.slices:
-                    out += _decode_reply(worker.receive(deadline), count)
+                for part in pending.slices:
+                    while part.renders is None:
+                        self.rendered += part.worker.answer_oldest(deadline)
             except (OSError, EOFError, TimeoutError, ValueError, IndexError, struct.error) as error:
                 self._fail(error)
                 return None
-            self.rendered += len(out)
-            return out
+            return [render for part in pending.slices for render in part.renders or ()]
 
     def _fail(self, error: Exception) -> None:
         log.warning("render workers stopped (%s); rendering in the daemon", error)
@@ -359,10 +401,11 @@ class RenderPool:
     def room(self) -> int:
         """Bytes of updates one request may hold to queue behind another unread:
         half a pipe per ready worker (a request pipe holds two such, a reply
-        pipe two replies, a render being smaller than its update). Were a
-        reply bigger, a send would wait until the reply timeout and the
-        workers would be given up on for a while: slower, nothing lost."""
+        pipe two replies, a render being smaller than its update). A bigger
+        request is still sent whole, but the send waits (reading replies)
+        until the worker has read it, on the event loop."""
         with self._lock:
+            self._started()  # polls the workers warmed up since (``warm``)
             return sum(w.pipe_bytes // 2 for w in self._workers if w.ready)
 
     def pids(self) -> list[int]:
@@ -418,12 +461,6 @@ class Ahead:
         if len(self._done) > self.MAX_KEPT:
             self._done.clear()  # asked for and never applied
         return found
-
-    def drain(self) -> None:
-        """Collect every queued request: a request sent to the pool directly must
-        not be answered by a worker's reply to one of ours (replies come in order)."""
-        while self._queue:
-            self._collect_first()
 
     def _collect_first(self) -> None:
         batch, pending = self._queue.popleft()
