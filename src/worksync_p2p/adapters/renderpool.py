@@ -405,7 +405,7 @@ class RenderPool:
         request is still sent whole, but the send waits (reading replies)
         until the worker has read it, on the event loop."""
         with self._lock:
-            self._started()  # polls the workers warmed up since (``warm``)
+            self._started()  # starts stopped workers, and polls those warmed up since (``warm``)
             return sum(w.pipe_bytes // 2 for w in self._workers if w.ready)
 
     def pids(self) -> list[int]:
