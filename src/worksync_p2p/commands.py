@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import gc
 import ipaddress
 import json
 import random
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pycrdt import Doc
 
-from worksync_p2p import items
+from worksync_p2p import gcsettings, items
 from worksync_p2p.adapters import eventsock
 from worksync_p2p.adapters.sqlite_store import SqliteStore
 from worksync_p2p.core import codec, members, values
@@ -30,9 +29,6 @@ from worksync_p2p.core.itemdoc import ItemDoc
 from worksync_p2p.core.report import conflicts_of
 from worksync_p2p.invite import Invitation, parse_code
 from worksync_p2p.workspace import Config, WorkspaceNotFoundError, init, open_workspace
-
-GC_YOUNG_THRESHOLD = 20_000
-"""Allocations between two collections of the youngest objects in the daemon."""
 
 if TYPE_CHECKING:  # imported by `up` alone: the daemon's stack (aiohttp, watchfiles)
     from worksync_p2p import node
@@ -160,14 +156,7 @@ def up(root: Path, *, json_output: bool, net: node.NetOptions) -> None:
             json_output, {"event": "peer", "peer": peer_id, "state": what}, f"peer {peer_id} {what}"
         )
 
-    # The modules imported so far live as long as the process: out of the
-    # collector's way, the collections that loading 10,000 items sets off
-    # do not walk them again and again (a fifth of the load's CPU time).
-    gc.freeze()
-    # A first sync allocates a few hundred objects per item, nearly all freed
-    # at once by their counts; collecting every 700 (the default) walked the
-    # young ones 260 times per 10,000 items, a tenth of the daemon's CPU then.
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    gcsettings.settle()  # the daemon is loaded: a first sync allocates by the million
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(node.run(root, on_started=started, net=net, on_peer=peer_changed))
     sys.stdout.flush()

@@ -118,8 +118,10 @@ def _reply(updates: list[bytes], read_new: Read) -> bytes:
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
     """Answer requests until the pipe closes."""
     # Imported here, not at the top: the daemon imports this module too.
+    from worksync_p2p import gcsettings  # noqa: PLC0415
     from worksync_p2p.core.itemdoc import read_new  # noqa: PLC0415
 
+    gcsettings.settle()  # rendering a batch allocates as much as receiving it
     stdout.write(_LEN.pack(0))  # "ready": the imports are done
     stdout.flush()
     while (updates := _frames(stdin)) is not None:
