@@ -31,7 +31,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from typing import Any
+from typing import Any, NamedTuple
 
 from pycrdt import Map
 
@@ -71,23 +71,26 @@ def path_key(path: FieldPath) -> str:
 _UNDECODED: Any = object()
 
 
-@dataclass(frozen=True)
-class RegisterCell:
+# Cells are named tuples, not frozen dataclasses: a first sync reads some
+# twenty per item, each once, and a frozen dataclass's constructor (one
+# ``object.__setattr__`` per field) cost twice as much as the rest of making one.
+
+
+class RegisterCell(NamedTuple):
     key: str
     stamp: Stamp
     order: int
     value: str  # canonical JSON text of the value or a node marker
-    decoded: Any = field(default=_UNDECODED, compare=False, repr=False)
+    decoded: Any = _UNDECODED
     """``value`` decoded, when the reader had it at hand (saves decoding it twice)."""
 
 
-@dataclass(frozen=True)
-class ElementCell:
+class ElementCell(NamedTuple):
     key: str
     element_id: str
     position: positions.Position
     value: str  # canonical JSON text
-    decoded: Any = field(default=_UNDECODED, compare=False, repr=False)
+    decoded: Any = _UNDECODED
 
 
 def _decoded(cell: RegisterCell | ElementCell) -> Any:

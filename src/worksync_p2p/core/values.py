@@ -47,6 +47,7 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 _STR = json.encoder.encode_basestring  # what _ENCODER writes strings with (no ASCII escaping)
+_CONSTANTS = {None: "null", True: "true", False: "false"}
 
 
 def dumps(data: Any) -> str:
@@ -56,6 +57,13 @@ def dumps(data: Any) -> str:
     kind = type(data)
     if kind is str:
         return _STR(data)
+    if kind is int:
+        # What the encoder writes for an int, without its set-up per call (the
+        # most of reading a cell that holds a number, as ``order`` and most
+        # estimates are).
+        return int.__repr__(data)
+    if data is None or kind is bool:
+        return _CONSTANTS[data]
     if kind is dict and len(data) == 1:
         # A tag or node marker ({"$date": "..."}): spelled as the encoder would,
         # without the encoder's set-up per call (most of a field cell's reading).
