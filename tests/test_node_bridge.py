@@ -10,12 +10,13 @@ happens with a bounded quiet window.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,18 @@ def warnings_about(caplog: pytest.LogCaptureFixture, fragment: str) -> list[str]
         for r in caplog.records
         if r.levelno >= logging.WARNING and fragment in r.getMessage()
     ]
+
+
+@contextlib.asynccontextmanager
+async def task_node(tmp_path: Path) -> AsyncIterator[tuple[LocalNode, Path, EventTap]]:
+    """A node serving a workspace of one task file, once it has read the file."""
+    root = tmp_path / "ws"
+    path = copy_corpus(root, TASK)[TASK]
+    bus = EventBus()
+    tap = EventTap(bus)
+    async with running(root, bus) as node:
+        await tap.wait_for(is_event("created", TASK_ID))
+        yield node, path, tap
 
 
 # -- 1. editor save styles -----------------------------------------------------------
@@ -175,12 +188,7 @@ def test_a_remote_update_is_written_once_and_its_echo_is_ignored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def scenario() -> None:
-        root = tmp_path / "ws"
-        path = copy_corpus(root, TASK)[TASK]
-        bus = EventBus()
-        tap = EventTap(bus)
-        async with running(root, bus) as node:
-            await tap.wait_for(is_event("created", TASK_ID))
+        async with task_node(tmp_path) as (node, path, tap):
             spy = Spy(monkeypatch, node)
             remote = Remote()
             for n, status in enumerate(("remote-1", "remote-2", "remote-3")):
@@ -214,12 +222,7 @@ def test_a_peer_claim_concurrent_with_a_save_emits_a_conflict_event(tmp_path: Pa
     conflict event is what tells a watching UI that two claims met."""
 
     async def scenario() -> None:
-        root = tmp_path / "ws"
-        path = copy_corpus(root, TASK)[TASK]
-        bus = EventBus()
-        tap = EventTap(bus)
-        async with running(root, bus) as node:
-            await tap.wait_for(is_event("created", TASK_ID))
+        async with task_node(tmp_path) as (node, path, tap):
             theirs = Remote().edit(node, TASK_ID, set_status("claimed-by-bob"))
             save_via_rename(path, set_status("claimed-by-alice")(path.read_text()))
             await tap.wait_for(is_event("modified", TASK_ID))
@@ -248,12 +251,7 @@ def test_a_remote_update_racing_a_save_keeps_both(
     tmp_path: Path, save: Callable[[Path, str], None]
 ) -> None:
     async def scenario() -> None:
-        root = tmp_path / "ws"
-        path = copy_corpus(root, TASK)[TASK]
-        bus = EventBus()
-        tap = EventTap(bus)
-        async with running(root, bus) as node:
-            await tap.wait_for(is_event("created", TASK_ID))
+        async with task_node(tmp_path) as (node, path, tap):
             remote = Remote()
             user = path.read_text().replace("All three must", "All three (user) must")
             save(path, user)
@@ -422,12 +420,7 @@ def test_a_burst_of_saves_ends_as_the_last_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def scenario() -> None:
-        root = tmp_path / "ws"
-        path = copy_corpus(root, TASK)[TASK]
-        bus = EventBus()
-        tap = EventTap(bus)
-        async with running(root, bus) as node:
-            await tap.wait_for(is_event("created", TASK_ID))
+        async with task_node(tmp_path) as (node, path, tap):
             spy = Spy(monkeypatch, node)
             base = path.read_text()
             started = time.monotonic()
