@@ -168,6 +168,23 @@ def _moved_by_the_user_during_a_peers_rename(start: str, peers: str, path: str) 
     return bridge
 
 
+def _text(bridge: b.Bridge, key: str) -> str:
+    """The render of an item that must exist and be alive."""
+    item = bridge.repo.get(key)
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    return text
+
+
+def _peer_moves_and_edits(bridge: b.Bridge) -> None:
+    """A peer moves t1 to moved.md and edits line 1; the move is written."""
+    bridge.before_remote("t1")
+    _remote_edit(bridge, LINES.replace("line 1", "line 1 peer"), path="moved.md")
+    (write,) = [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)]
+    bridge.wrote("t1", write.relpath)
+
+
 def _remote_edit(bridge: b.Bridge, text: str, path: str = "t1.md") -> None:
     """Another replica edits the item; its update lands in our repo."""
     item = bridge.repo.get("t1")
@@ -249,10 +266,7 @@ def test_a_save_on_top_of_a_merge_not_yet_written_keeps_the_peer_change() -> Non
     bridge.write_refused(merged[0].relpath, merged[0].key, merged[0].expect)  # saved again
     second = first.replace("line 1", "line 1 again")
     bridge.on_file("t1.md", second.encode(), 3000)
-    item = bridge.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text(bridge, "t1")
     assert (
         text == "---\nid: t1\nstatus: todo\n---\nline 0 user\nline 1 again\nline 2\nline 3 peer\n"
     )
@@ -393,18 +407,12 @@ def test_the_half_saved_old_file_of_a_rename_keeps_its_base_past_writes_of_the_n
     never showed: it deleted the line that peer had added."""
     bridge = make_bridge()
     _rename_during_in_place_save(bridge)
-    bridge.before_remote("t1")
-    _remote_edit(bridge, LINES.replace("line 1", "line 1 peer"), path="moved.md")
-    (write,) = [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)]
-    bridge.wrote("t1", write.relpath)
+    _peer_moves_and_edits(bridge)
     bridge.before_remote("t1")  # a third update: the item's base is now the newer state
     _remote_edit(bridge, LINES.replace("line 1", "line 1 peer").replace("line 2", "line 2 b"))
     saved = LINES.replace("line 0", "line 0 user")
     bridge.on_file("t1.md", saved.encode(), 2050)
-    item = bridge.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text(bridge, "t1")
     assert "line 0 user\nline 1 peer\nline 2 b\n" in text
 
 
@@ -467,10 +475,7 @@ def test_the_half_saved_file_we_wrote_giving_way_to_the_users_copy_merges_from_i
     assert bridge.on_remove_refused("moved.md", "t1", b"", 2030) == []  # half-saved
     ours = LINES.replace("line 1", "line 1 peer").replace("line 3", "line 3 ours")
     bridge.on_file("moved.md", ours.encode(), 2040)
-    item = bridge.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text(bridge, "t1")
     assert text.endswith("---\nline 0 user\nline 1 peer\nline 2\nline 3 ours\n")
 
 
@@ -577,19 +582,13 @@ def test_a_half_saved_old_file_saved_again_by_recreate_still_merges_from_its_own
     from a state it never showed, deleted a peer's claim."""
     bridge = make_bridge()
     _rename_during_in_place_save(bridge)
-    bridge.before_remote("t1")
-    _remote_edit(bridge, LINES.replace("line 1", "line 1 peer"), path="moved.md")
-    (write,) = [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)]
-    bridge.wrote("t1", write.relpath)
+    _peer_moves_and_edits(bridge)
     bridge.before_remote("t1")  # the item's base is now the newer state
     _remote_edit(bridge, LINES.replace("line 1", "line 1 peer").replace("line 2", "line 2 b"))
     assert bridge.on_file("t1.md", None, 2050) == []  # saved again: deleted, re-created
     saved = LINES.replace("line 0", "line 0 user")
     bridge.on_file("t1.md", saved.encode(), 2060)
-    item = bridge.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text(bridge, "t1")
     assert "line 0 user\nline 1 peer\nline 2 b\n" in text
 
 
@@ -680,10 +679,7 @@ def test_a_save_of_the_new_file_during_the_merge_of_the_old_one_keeps_both() -> 
     assert write.relpath == "moved.md"
     bridge.write_refused(write.relpath, write.key, write.expect)  # the user saved it too
     bridge.on_file("moved.md", LINES.replace("line 2", "line 2 new").encode(), 2010)
-    item = bridge.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text(bridge, "t1")
     assert "line 0 old" in text
     assert "line 2 new" in text
 
@@ -892,10 +888,7 @@ def test_a_moved_stale_save_is_not_taken_for_the_users_copy_of_a_stray() -> None
     users = held.replace("line 1", "line 1 user")  # their copy of a.md
     effects = bridge.on_file("user.md", users.encode(), 4010)
     assert not [e for e in effects if isinstance(e, b.Report)]
-    item = bridge.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text(bridge, "t1")
     for line in ("line 0 stale", "line 1 user", "line 3 peer"):
         assert line in text
 
@@ -1101,10 +1094,7 @@ def test_a_save_of_the_new_file_of_a_rename_is_not_merged_from_the_half_saved_ol
     bridge.on_file("t1.md", LINES.replace("status: todo", "status: old").encode(), 2050)
     # The user saves the new file, as we wrote it, with a line of their own.
     bridge.on_file("moved.md", write.text.replace("line 3", "line 3 user").encode(), 2100)
-    item = bridge.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text(bridge, "t1")
     assert text.count("peer") == 1
     assert "line 3 user" in text
     assert "status: old" in text
@@ -1131,10 +1121,7 @@ def test_a_moved_stale_save_of_a_path_that_held_the_items_state_is_not_a_strays_
     stale = peer.replace("line 0", "line 0 stale")  # the stale editor's save of a.md, moved
     effects = bridge.on_file("stale.md", stale.encode(), 4000)
     assert not [e for e in effects if isinstance(e, b.Report)]
-    item = bridge.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text(bridge, "t1")
     assert text.count("peer") == 1
     assert "line 0 stale" in text
 
@@ -1161,10 +1148,7 @@ def test_a_file_unlike_the_state_a_strays_copy_held_is_not_that_copy() -> None:
     assert bridge.strays["t1"][0] == record.digest  # still following our writes (B15)
     later = peer.replace("line 0", "line 0 later")
     effects = bridge.on_file("later.md", later.encode(), 4000)
-    item = bridge.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text(bridge, "t1")
     assert text.count("line 4 peer") == 1
     assert [e.relpath for e in effects if isinstance(e, b.Report)] == ["later.md"]
     assert bridge.path_of("t1") == "a.md"
@@ -1187,10 +1171,7 @@ def test_a_users_copy_of_a_stray_saved_on_its_state_still_takes_the_item() -> No
     effects = bridge.on_file("mine.md", mine.encode(), 4000)
     assert not [e for e in effects if isinstance(e, b.Report)]
     assert bridge.path_of("t1") == "mine.md"
-    item = bridge.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text(bridge, "t1")
     assert "line 0 mine" in text
     assert text.count("line 3 peer") == 1
 
