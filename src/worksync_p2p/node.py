@@ -659,7 +659,11 @@ class LocalNode:
         # tenth of a second per thousand.
         raw = os.fspath(path)
         if raw.startswith(self._root_prefix) and os.sep == "/":
-            return raw[len(self._root_prefix) :]
+            rest = raw[len(self._root_prefix) :]
+            # What Path would spell otherwise ("a//b", "./a", "a/", dot folders):
+            # the slow way, which normalises it.
+            if "//" not in rest and "/." not in "/" + rest and not rest.endswith("/"):
+                return rest
         return items.relpath_of(self.root, Path(raw))
 
     def on_relpaths(self, relpaths: Iterable[str]) -> None:
