@@ -36,6 +36,8 @@ DEFAULT_MODE = 0o644
 FSYNC_THREADS = 32
 """A batch's fsyncs run at once (the disk merges their flushes): with 8, each
 thread waited for 8 flushes in a row, a third of a first sync's batch."""
+SYNCFS_MIN_FILES = 64
+"""From this many new files in one batch, one syncfs makes them durable (see _flush)."""
 TEMP_SUFFIX = ".worksync-tmp"
 STATE_DIR = ".worksync"
 MADE_KEPT = 65_536
@@ -116,6 +118,22 @@ def _load_renameat2() -> Any:
 
 
 _RENAMEAT2: Any = _load_renameat2()
+
+
+def _load_syncfs() -> Any:
+    """syncfs(2) (Linux 2.6.39+, glibc 2.14+), or None where the system lacks it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int]
+    func.restype = ctypes.c_int
+    return func
+
+
+_SYNCFS: Any = _load_syncfs()
 
 
 def _rename2(src: Path, dst: Path, flags: int) -> bool:
@@ -463,21 +481,33 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _flush(fds: list[int], durable: Callable[[], object] | None = None) -> None:
-    """fsync ``fds`` from a few threads at once: the journal commits them together.
+    """Make the data of ``fds`` durable: an fsync each, from a few threads at
+    once (the journal commits them together), or for a large batch one syncfs.
 
     ``durable`` runs on this thread meanwhile (the store's sync: the disk
-    flushes it with the files). Not syncfs: that would also flush every other
-    program's dirty data on the file system (and make our next file creations
-    wait for it).
+    flushes it with the files).
+
+    Why syncfs for large batches: 10,000 new files cost 1.3-2.6 s of kernel
+    time and 4-6 s of waiting fsynced one by one on this machine's ext4, and
+    0.45 s and 0.6 s with one syncfs. Its price is that it also flushes
+    whatever else is dirty on the file system, so small batches (a live edit
+    writes one file) keep their own fsyncs. It reports a failed writeback of
+    any file since Linux 5.8; on older kernels an I/O error can go unseen
+    here, as it could with fsync on kernels before 4.13.
     """
     if len(fds) <= 1 and durable is None:
         for fd in fds:
             os.fsync(fd)
         return
-    # One task per thread, not per file: handing over a task costs more than
-    # a Python loop of fsync calls (which release the GIL).
-    lanes = [fds[lane::FSYNC_THREADS] for lane in range(min(FSYNC_THREADS, len(fds)))]
-    flushing = [_pool().submit(_fsync_all, lane) for lane in lanes]
+    if len(fds) >= SYNCFS_MIN_FILES and _SYNCFS is not None:
+        # One per file system: a folder of the workspace may be a mount point.
+        devices = {os.fstat(fd).st_dev: fd for fd in fds}
+        flushing = [_pool().submit(_syncfs, fd) for fd in devices.values()]
+    else:
+        # One task per thread, not per file: handing over a task costs more
+        # than a Python loop of fsync calls (which release the GIL).
+        lanes = [fds[lane::FSYNC_THREADS] for lane in range(min(FSYNC_THREADS, len(fds)))]
+        flushing = [_pool().submit(_fsync_all, lane) for lane in lanes]
     try:
         if durable is not None:
             durable()
@@ -490,6 +520,13 @@ def _flush(fds: list[int], durable: Callable[[], object] | None = None) -> None:
 def _fsync_all(fds: list[int]) -> None:
     for fd in fds:
         os.fsync(fd)
+
+
+def _syncfs(fd: int) -> None:
+    """Flush the whole file system ``fd`` is on."""
+    if _SYNCFS(fd) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), "syncfs")
 
 
 def fsync_folder(folder: Path) -> None:
