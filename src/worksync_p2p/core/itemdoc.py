@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 from pycrdt import Doc, Map, Text
 
-from worksync_p2p.core import codec, fields, textdiff, values
+from worksync_p2p.core import codec, fields, textdiff, values, yupdate
 from worksync_p2p.core.hlc import GENESIS_MS, Hlc, Stamp
 
 LOCAL_ORIGIN = "local"
@@ -485,6 +485,13 @@ class ItemDoc:
         if genesis_before is None or texts_before is None:
             return None
         if self.active_genesis() != genesis_before:
+            return None
+        if yupdate.waiting(self.doc, update) is not None:
+            # Part of the update waits for structs it depends on (a writer's edit of
+            # an older state than we hold, say): its text may be in while the ``rev``
+            # cell that tells of it waits. Every ``rev`` still said the text we held,
+            # so the repair took the new text for a duplicate and deleted it, a save's
+            # line lost for good (B78). The next update is judged when it is all in.
             return None
         return self._repair_duplicates(genesis_before, texts_before)
 
