@@ -481,17 +481,19 @@ class ItemDoc:
         """Apply a peer's update; returns a repair update to send on, if one was needed."""
         genesis_before = self.active_genesis()
         texts_before = self.head_body()
+        revs_before = self._registers("rev")
         self.doc.apply_update(update)
         if genesis_before is None or texts_before is None:
             return None
         if self.active_genesis() != genesis_before:
             return None
-        if yupdate.waiting(self.doc, update) is not None:
-            # Part of the update waits for structs it depends on (a writer's edit of
-            # an older state than we hold, say): its text may be in while the ``rev``
-            # cell that tells of it waits. Every ``rev`` still said the text we held,
-            # so the repair took the new text for a duplicate and deleted it, a save's
-            # line lost for good (B78). The next update is judged when it is all in.
+        if self._registers("rev") == revs_before and yupdate.waiting(self.doc, update):
+            # Text came in, but no ``rev`` cell: the cell that tells of it waits for
+            # structs it depends on (a fork's edit of a state we do not hold yet). Every
+            # ``rev`` still said the text we held, so the repair took the new text for a
+            # duplicate and deleted it, a save's line lost for good (B78). A repair
+            # whose ``rev`` cells came while something else of the update waits (soak
+            # seed 10428: a same edit's) is still made.
             return None
         return self._repair_duplicates(genesis_before, texts_before)
 
