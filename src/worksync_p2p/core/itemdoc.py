@@ -493,7 +493,9 @@ class ItemDoc:
             # ``rev`` still said the text we held, so the repair took the new text for a
             # duplicate and deleted it, a save's line lost for good (B78). A repair
             # whose ``rev`` cells came while something else of the update waits (soak
-            # seed 10428: a same edit's) is still made.
+            # seed 10428: a same edit's) is still made. The cells compare in key order
+            # (``fields.map_items``): in the map's own order, which is random per process,
+            # the same cells could compare unequal (B79).
             return None
         return self._repair_duplicates(genesis_before, texts_before)
 
