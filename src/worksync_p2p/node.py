@@ -544,13 +544,16 @@ class LocalNode:
         # file that moved is found as a rename when its new path is read.
         for relpath in sorted(set(self._records) - set(present)):
             self.execute(self.bridge.on_file(relpath, None, now))
+        changed = []
         for relpath in present:
             stat = self.fs.stat(relpath)
             self._looked[relpath] = stat
             record = self._records.get(relpath)
             if stat is None or record is None or not stat.matches(record):
-                self._landed_before_a_power_cut(relpath)
-                self.feed(relpath)
+                changed.append(relpath)
+        for relpath in self._reading_order(changed):
+            self._landed_before_a_power_cut(relpath)
+            self.feed(relpath)
         # The deletes wait their grace, as at any other time (the timer decides them):
         # a file missing at start-up may be half-way through a delete-and-recreate save.
         # Rendered again: items without a file, and items with a stored base, whose
@@ -673,9 +676,22 @@ class LocalNode:
     def on_relpaths(self, relpaths: Iterable[str]) -> None:
         # Deletions first: a rename is "gone" + "added", and the added file must
         # find its id free.
-        for relpath in sorted(relpaths, key=lambda r: self.fs.stat(r) is not None):
+        stats = {relpath: self.fs.stat(relpath) for relpath in relpaths}
+        present = [relpath for relpath, stat in stats.items() if stat is not None]
+        for relpath in [relpath for relpath, stat in stats.items() if stat is None]:
+            self.feed(relpath, reported=True)
+        for relpath in self._reading_order(present):
             self.feed(relpath, reported=True)
         self.save_clock()
+
+    def _reading_order(self, present: list[str]) -> list[str]:
+        """The order to read ``present`` in, once the missing files are fed: the moves of
+        missing files first (``Bridge.reading_order``, B72). Only while a missing file
+        waits its delete grace are the files read for it; otherwise as given."""
+        if len(present) < 2 or not self.bridge.pending_delete:
+            return present
+        limit = self.config.max_item_bytes
+        return self.bridge.reading_order([(r, self.fs.read(r, limit)) for r in present])
 
     def on_timer(self) -> None:
         back = self._back_before_the_delete()

@@ -1405,3 +1405,48 @@ def test_a_save_of_the_file_that_gave_way_to_the_users_copy_edits_the_item() -> 
     text = item.render()
     assert text is not None
     assert text.endswith("---\nline 0 user\nline 1 peer\nline 2\nline 3 stale\n")
+
+
+def test_the_move_of_the_items_missing_file_is_read_before_a_moved_stale_save() -> None:
+    """B72 (soak seed 10451, smallest 5 x 103): a stale editor saved the old path of a
+    peer's rename and the person renamed that file (B49's case), and moved the item's
+    own file too; the watcher reported all four paths in one batch. Read first, the
+    stale save was taken for the missing file's move, merged from what that file
+    showed, and undid the peer's line it never showed. The file holding exactly what
+    the missing file held is its move: it is read first."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    peer = LINES.replace("line 3", "line 3 peer")
+    _remote_rename(bridge, "p.md", peer)
+    # Renamed again: p.md departs holding just what moved.md holds (as in the seed),
+    # so the move, read second, matched p.md's state and merged nothing back.
+    effects = _remote_rename(bridge, "moved.md", peer)
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    stale = LINES.replace("line 0", "line 0 stale")  # saved at t1.md, renamed to a.md
+    assert bridge.on_file("t1.md", None, 4000) == []
+    assert bridge.on_file("moved.md", None, 4000) == []  # moved to z.md: its grace runs
+    found = [("a.md", stale.encode()), ("z.md", write.text.encode())]
+    assert bridge.reading_order(found) == ["z.md", "a.md"]
+    for relpath, data in [("z.md", write.text.encode()), ("a.md", stale.encode())]:
+        effects = bridge.on_file(relpath, data, 4010)
+        assert not [e for e in effects if isinstance(e, b.Report)]
+        _carry_out(bridge, effects)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    assert "line 0 stale" in text
+    assert "line 3 peer" in text
+
+
+def test_only_the_move_of_a_missing_file_goes_before_the_files_claiming_its_id() -> None:
+    """B72's reading order: unless a missing file's bytes turned up, and for files that
+    claim another id, the batch's order stands."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    other = TEXT.replace("id: t1", "id: t2").encode()
+    copy = LINES.replace("line 0", "line 0 copy").encode()
+    found = [("u.md", other), ("b.md", copy), ("a.md", LINES.encode()), ("c.md", None)]
+    assert bridge.reading_order(found) == ["u.md", "b.md", "a.md", "c.md"]
+    bridge.on_file("t1.md", None, 2000)
+    assert bridge.reading_order(found) == ["u.md", "a.md", "b.md", "c.md"]

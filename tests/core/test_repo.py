@@ -108,3 +108,63 @@ def test_a_delete_from_an_older_state_does_not_replace_a_save_made_since() -> No
         assert item is not None
         assert item.alive(), f"client id {client_id}"
         assert "saved since" in (item.render() or "")
+
+
+def test_a_fork_keeps_its_value_of_a_cell_of_ours_that_a_peer_replaced_since_its_base() -> None:
+    """B78 (soak seed 10496 on a schedule a first B72 fix made; no seed fails on the code
+    of the fix): our value of a field (a save merged in a fork, writing as us) was
+    replaced by a peer that had seen it, which deleted our cell. A save merged later from
+    a base older than our value found our cells as at that base (none), wrote as us, and
+    set the same key again: concurrent with the deleted set, which Yjs kept by client id
+    in some runs. The latest value vanished with no conflict record."""
+    for client_id in TRIES:
+        repo = _repo(client_id)
+        repo.ingest("t1", "t1.md", _parsed(TEXT), 1000)
+        base = repo.encoded("t1")
+        assert base is not None
+        repo.ingest_from("t1", "t1.md", _parsed(TEXT.replace("old", "second")), 2000, base)
+        state = repo.encoded("t1")
+        assert state is not None
+        peer = Repo(Writer("peer-b", Hlc("peer-b"), 0), 1000 + client_id)
+        peer.load("t1", state)
+        theirs = _parsed(TEXT.replace("old", "third").replace("body", "body b"))
+        update = peer.ingest("t1", "t1.md", theirs, 2500).update
+        assert update is not None
+        _item(repo).apply_remote(update)
+        repo.ingest_from("t1", "t1.md", _parsed(TEXT.replace("old", "later")), 3000, base)
+        item = _item(repo)
+        assert item.frontmatter()["title"] == "later", client_id
+        (conflict,) = item.field_conflicts()
+        assert [c.value for c in conflict.losers] == ['"third"'], client_id
+
+
+def test_no_duplicate_repair_while_part_of_an_update_waits() -> None:
+    """B78's second case (soak seed 10237 at 5 x 200 on B72's code): a fork's update
+    (a stale save merged from an old state) reached a peer before the update it depended
+    on. Its body line went in, its ``rev`` cell waited; every live ``rev`` still told of
+    the text held before, so the duplicate repair took the new line for a seed applied
+    twice and deleted it, for good."""
+    repo = _repo(1)
+    repo.ingest("t1", "t1.md", _parsed(TEXT), 1000)
+    start = repo.encoded("t1")
+    assert start is not None
+    for client_id, peer in ((2, "peer-b"), (3, "peer-d")):  # two revs, one body hash
+        other = Repo(Writer(peer, Hlc(peer), 0), client_id)
+        other.load("t1", start)
+        update = other.ingest("t1", "t1.md", _parsed(TEXT.replace("old", peer)), 2000).update
+        assert update is not None
+        assert _item(repo).apply_remote(update) is None
+    first = Repo(Writer("peer-c", Hlc("peer-c"), 0), 5)
+    first.load("t1", start)
+    earlier = first.ingest("t1", "t1.md", _parsed(TEXT.replace("old", "c")), 3000).update
+    state = first.encoded("t1")
+    assert earlier is not None
+    assert state is not None
+    fork = Repo(Writer("peer-c", Hlc("peer-c"), 0), 6)  # another client id, as a fork's
+    fork.load("t1", state)
+    line = TEXT.replace("old", "c").replace("body", "body\nnew line")
+    later = fork.ingest("t1", "t1.md", _parsed(line), 4000).update
+    assert later is not None
+    assert _item(repo).apply_remote(later) is None  # its rev cell waits for ``earlier``
+    _item(repo).apply_remote(earlier)
+    assert "new line" in (_item(repo).render() or "")

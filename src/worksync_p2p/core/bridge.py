@@ -389,6 +389,39 @@ class Bridge:
             return self._returned(relpath, data, now_ms)
         return self._read(relpath, data, digest, now_ms)
 
+    def reading_order(self, found: Sequence[tuple[str, bytes | None]]) -> list[str]:
+        """The order to read files found together (a watcher batch's, once its missing
+        files are read): a file holding exactly the bytes a missing file of ours held
+        goes before the other files claiming its id. It is that file, moved (B72).
+
+        A file claiming the id of an item whose file is missing is taken for that file's
+        move, merged from what the missing file showed. Read in the batch's order, a
+        stale editor's save of an old path, renamed before it was read (B49's case),
+        came before the item's own file, moved in the same batch: taken for the move,
+        the stale text undid every edit the missing file showed and it never had
+        (soak seed 10451). Read first, the true move holds the item, and the stale save
+        is weighed against the departed states as any later file claiming the id is.
+        Identical bytes are the one sure sign of where a new file came from; likeness
+        alone is not (a first try matched files of a rename storm to the wrong
+        departed state, CI seed 58). Every other file keeps its place.
+        """
+        gone = {r.digest for p in self.pending_delete if (r := self.disk.get(p)) is not None}
+        keys: dict[str, str | None] = {}
+        moves: dict[str, str] = {}  # key -> the first file holding a missing file's bytes
+        for relpath, data in found:
+            keys[relpath] = _claims(relpath, data, self.max_item_bytes)
+            key = keys[relpath]
+            if data is not None and key is not None and content_hash(data) in gone:
+                moves.setdefault(key, relpath)
+        order: list[str] = []
+        for relpath, _ in found:
+            move = moves.pop(keys[relpath] or "", None)
+            if move is not None and move != relpath:
+                order.append(move)
+            if relpath not in order:
+                order.append(relpath)
+        return order
+
     def shows_its_record(self, relpath: str, data: bytes) -> bool:
         """Whether ``on_file(relpath, data)`` would do nothing at all: the file holds
         what we last wrote or read there, and no grace, move or leftover is about
@@ -1095,6 +1128,16 @@ class Bridge:
             if shown is not None:
                 self.returning[other] = (key, shown, now_ms + self.delete_grace_ms)
         return effects
+
+
+def _claims(relpath: str, data: bytes | None, max_bytes: int) -> str | None:
+    """The item key the file claims; None for a missing or bad one."""
+    if not data:
+        return None
+    try:
+        return naming.item_key(codec.parse(data, relpath, max_bytes).fields, relpath)
+    except codec.ItemError:
+        return None
 
 
 def _closer(text: str, first: bytes, second: bytes) -> bool:

@@ -55,12 +55,21 @@ def map_items(cells: Map[Any]) -> dict[str, Any]:
     from one call into Rust, several times faster for the maps here, whose
     values are all strings. A value that has no JSON form falls back to the
     slow path, where the schema checks of the callers judge it.
+
+    The entries come sorted by key. A pycrdt Map keeps its entries in a Rust
+    HashMap whose seed is random in each process, so its own order (of
+    ``items()`` and of its JSON alike) differs from run to run: the order of
+    a register's cells, of new fields' children and of the cells a save
+    writes followed it, so one seed made different updates, and took
+    different decisions (B79), in two processes.
     """
     try:
         data = json.loads(str(cells))
     except ValueError:
-        return dict(cells.items())
-    return data if isinstance(data, dict) else dict(cells.items())
+        data = None
+    if not isinstance(data, dict):
+        data = dict(cells.items())
+    return dict(sorted(data.items()))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 from pycrdt import Doc, Map, Text
 
-from worksync_p2p.core import codec, fields, textdiff, values
+from worksync_p2p.core import codec, fields, textdiff, values, yupdate
 from worksync_p2p.core.hlc import GENESIS_MS, Hlc, Stamp
 
 LOCAL_ORIGIN = "local"
@@ -481,10 +481,21 @@ class ItemDoc:
         """Apply a peer's update; returns a repair update to send on, if one was needed."""
         genesis_before = self.active_genesis()
         texts_before = self.head_body()
+        revs_before = self._registers("rev")
         self.doc.apply_update(update)
         if genesis_before is None or texts_before is None:
             return None
         if self.active_genesis() != genesis_before:
+            return None
+        if self._registers("rev") == revs_before and yupdate.waiting(self.doc, update):
+            # Text came in, but no ``rev`` cell: the cell that tells of it waits for
+            # structs it depends on (a fork's edit of a state we do not hold yet). Every
+            # ``rev`` still said the text we held, so the repair took the new text for a
+            # duplicate and deleted it, a save's line lost for good (B78). A repair
+            # whose ``rev`` cells came while something else of the update waits (soak
+            # seed 10428: a same edit's) is still made. The cells compare in key order
+            # (``fields.map_items``): in the map's own order, which is random per process,
+            # the same cells could compare unequal (B79).
             return None
         return self._repair_duplicates(genesis_before, texts_before)
 

@@ -165,7 +165,21 @@ class Repo:
         fork = ItemDoc.new(self.rng.getrandbits(CLIENT_ID_BITS))
         fork.doc.apply_update(base)
         self.writer.now_ms = now_ms
-        update = fork.ingest(parsed, relpath, self._fork_writer(item, fork), seen=seen)
+        writer = self._fork_writer(item, fork)
+        update = fork.ingest(parsed, relpath, writer, seen=seen)
+        if (
+            update is not None
+            and writer is self.writer
+            and _sets_would_vanish(item, fork, update, writer.peer)
+        ):
+            # Our cells look the same as at the base, but a key of ours was set and
+            # deleted since (a value of ours that a peer replaced): the fork's set of
+            # that key is concurrent with the deleted one, and Yjs may keep the deleted
+            # one by client id. The value vanished with no conflict record (B78). The
+            # fork writes under a name of its own instead, as when our cells differ.
+            fork = ItemDoc.new(self.rng.getrandbits(CLIENT_ID_BITS))
+            fork.doc.apply_update(base)
+            update = fork.ingest(parsed, relpath, self._own_name(fork), seen=seen)
         if update is not None:
             item.doc.apply_update(update)
         return Ingested(key, update, created=False, file_state=fork.doc.get_update())
@@ -183,6 +197,9 @@ class Repo:
         """
         if own_cells(item, self.writer.peer) == own_cells(fork, self.writer.peer):
             return self.writer
+        return self._own_name(fork)
+
+    def _own_name(self, fork: ItemDoc) -> Writer:
         name = f"{self.writer.peer}~{fork.doc.client_id:08x}"
         return Writer(name, self.writer.hlc, self.writer.now_ms)
 
@@ -240,3 +257,13 @@ def _alive_with(item: ItemDoc, update: bytes) -> bool:
     trial.doc.apply_update(item.encoded())
     trial.doc.apply_update(update)
     return trial.alive()
+
+
+def _sets_would_vanish(item: ItemDoc, fork: ItemDoc, update: bytes, peer: str) -> bool:
+    """Whether merging ``update`` (the fork's, written as ``peer``) into ``item`` would lose
+    a cell of ``peer``'s the fork holds: tried on a copy of ``item``."""
+    trial = ItemDoc.new(0)
+    trial.doc.apply_update(item.doc.get_update())
+    trial.doc.apply_update(update)
+    merged = own_cells(trial, peer)
+    return any(merged.get(key) != value for key, value in own_cells(fork, peer).items())
