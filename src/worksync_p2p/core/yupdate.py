@@ -44,6 +44,35 @@ def holds(doc: Doc[Any], update: bytes) -> bool:
     return rest == ours or merge_updates(ours, rest) == ours
 
 
+def sole_writer(doc: Doc[Any]) -> int | None:
+    """The client id of the only writer ``doc`` has had, if it never deleted
+    anything; None otherwise.
+
+    Read from the document's snapshot, which encodes its delete set (empty: a
+    zero count) and then its state vector (one client: a count of one, the
+    client id and its clock, all variable-length integers).
+    """
+    snapshot = Snapshot.from_doc(doc).encode()
+    if snapshot[:2] != b"\x00\x01":
+        return None
+    client, at = _varuint(snapshot, 2)
+    _clock, at = _varuint(snapshot, at)
+    return client if at == len(snapshot) else None
+
+
+def _varuint(data: bytes, at: int) -> tuple[int, int]:
+    """lib0's unsigned varint at ``at``: its value and the offset after it."""
+    value = shift = 0
+    while at < len(data):
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+    raise ValueError("a variable-length integer cut short")
+
+
 def waiting(doc: Doc[Any], update: bytes) -> bytes | None:
     """What of ``update``, already applied to ``doc``, Yjs still holds back: None if nothing.
 
