@@ -690,6 +690,25 @@ def test_a_user_rename_racing_a_peer_rename_leaves_one_file() -> None:
 ITEM = "---\nid: t1\nstatus: todo\n---\nline 0\nline 1\nline 2\n"
 
 
+def _node_and_peer(fs: MemFS, store: MemoryStore, now_ms: list[int]) -> tuple[LocalNode, Repo]:
+    """A node holding ``ITEM`` as t1.md, and a peer's replica that has its state."""
+    fs.put("t1.md", ITEM.encode())
+    node = _sim_node(fs, store, now_ms)
+    state = node.repo.encoded("t1")
+    assert state is not None
+    peer = Repo(Writer("bbbb000002", Hlc("bbbb000002"), 0), 99)
+    peer.load("t1", state)
+    return node, peer
+
+
+def _text_of_t1(node: LocalNode) -> str:
+    item = node.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    return text
+
+
 def _sim_node(fs: MemFS, store: MemoryStore, now_ms: int | list[int]) -> LocalNode:
     """A node at a fixed time, or at ``now_ms[0]`` as the test moves it."""
     clock = now_ms if isinstance(now_ms, list) else [now_ms]
@@ -779,14 +798,8 @@ def test_a_save_half_way_at_start_up_after_a_power_cut_is_not_merged_from_a_stal
     and the base's removal. At start-up the file was half-way through an in-place save
     (empty), so the test for a stale base (B45, B59) had nothing to read and the base
     stayed; the landed save, which showed the line, was merged from it: the line twice."""
-    fs, store = MemFS(), MemoryStore()
-    now_ms = [1_000]
-    fs.put("t1.md", ITEM.encode())
-    node = _sim_node(fs, store, now_ms)
-    state = node.repo.encoded("t1")
-    assert state is not None
-    peer = Repo(Writer("bbbb000002", Hlc("bbbb000002"), 0), 99)
-    peer.load("t1", state)
+    fs, store, now_ms = MemFS(), MemoryStore(), [1_000]
+    node, peer = _node_and_peer(fs, store, now_ms)
     theirs = ITEM.replace("line 2", "line 2\nline 3 peer")
     update = peer.ingest("t1", "t1.md", codec.parse(theirs.encode(), "t1.md"), 2_000).update
     assert update is not None
@@ -800,10 +813,7 @@ def test_a_save_half_way_at_start_up_after_a_power_cut_is_not_merged_from_a_stal
     fs.put("t1.md", theirs.replace("line 0", "line 0 user").encode())
     now_ms[0] = 3_050
     node.on_relpaths(["t1.md"])
-    item = node.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text_of_t1(node)
     assert text.count("line 3 peer") == 1
     assert "line 0 user" in text
 
@@ -813,14 +823,8 @@ def test_a_batch_reads_the_move_of_the_items_missing_file_before_a_moved_stale_s
     an old path (renamed to ``a.md``) before the item's own file, moved (``z.md``). The
     move, exactly the bytes the missing file held, is read first, so the stale save is
     merged from the old path's state and the peer's line stays."""
-    fs, store = MemFS(), MemoryStore()
-    now_ms = [1_000]
-    fs.put("t1.md", ITEM.encode())
-    node = _sim_node(fs, store, now_ms)
-    state = node.repo.encoded("t1")
-    assert state is not None
-    peer = Repo(Writer("bbbb000002", Hlc("bbbb000002"), 0), 99)
-    peer.load("t1", state)
+    fs, store, now_ms = MemFS(), MemoryStore(), [1_000]
+    node, peer = _node_and_peer(fs, store, now_ms)
     theirs = ITEM.replace("line 2", "line 2 peer")
     for at, path in ((2_000, "p.md"), (2_100, "moved.md")):  # p.md departs as moved.md
         update = peer.ingest("t1", path, codec.parse(theirs.encode(), path), at).update
@@ -835,10 +839,7 @@ def test_a_batch_reads_the_move_of_the_items_missing_file_before_a_moved_stale_s
     node.on_relpaths(["a.md", "moved.md", "t1.md", "z.md"])
     now_ms[0] = 4_000
     node.on_timer()
-    item = node.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text_of_t1(node)
     assert "line 0 stale" in text
     assert "line 2 peer" in text
     assert node.bridge.duplicates == {}

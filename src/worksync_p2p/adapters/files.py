@@ -105,35 +105,25 @@ RENAME_EXCHANGE = 2
 _UNSUPPORTED = frozenset({errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP})
 
 
-def _load_renameat2() -> Any:
+def _libc(name: str, argtypes: list[Any]) -> Any:
+    """The C library's function ``name`` (returning an int), or None where the
+    system lacks it; Linux only, where the ones used here exist."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        func = ctypes.CDLL(None, use_errno=True).renameat2
+        func = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.argtypes = argtypes
     func.restype = ctypes.c_int
     return func
 
 
-_RENAMEAT2: Any = _load_renameat2()
-
-
-def _load_syncfs() -> Any:
-    """syncfs(2) (Linux 2.6.39+, glibc 2.14+), or None where the system lacks it."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        func = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int]
-    func.restype = ctypes.c_int
-    return func
-
-
-_SYNCFS: Any = _load_syncfs()
+_RENAMEAT2: Any = _libc(
+    "renameat2", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+)
+_SYNCFS: Any = _libc("syncfs", [ctypes.c_int])
+"""syncfs(2) (Linux 2.6.39+, glibc 2.14+): flushes the file system a descriptor is on."""
 
 
 def _rename2(src: Path, dst: Path, flags: int) -> bool:
