@@ -652,6 +652,17 @@ def test_b78_a_duplicate_repair_made_while_part_of_an_update_waited() -> None:
         assert result.ok, _explain(result)
 
 
+def test_b81_text_typed_right_after_a_word_keeps_the_word() -> None:
+    """Soak seed 10061 (5 x 200, and 5 x 202; no smaller reproduction fails; it failed once
+    the sync stopped asking a peer for items it lacks, which moved its schedule): the
+    item's body ended in ``m00116z`` with no newline. Two stale saves, p4's and p2's,
+    each added a line at the end, glued to that word; the diff replaced the word whole,
+    both deleted it and each inserted it again with its line: ``m00116z`` twice."""
+    for ops in (200, 202):
+        result = run_seed(10061, 5, ops)
+        assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 
