@@ -28,6 +28,7 @@ from simulations.__main__ import main
 from simulations.fakes import MemoryStore
 from simulations.memfs import MemFS
 from simulations.world import GC_YOUNG_OBJECTS, Result, World, rare_collections, run_seed
+from worksync_p2p.core import bridge as br
 from worksync_p2p.core import codec
 from worksync_p2p.core.bridge import content_hash
 from worksync_p2p.core.hlc import Hlc
@@ -783,6 +784,34 @@ def test_the_file_we_wrote_away_when_the_users_copy_took_the_item_is_merged_afte
     assert node.bridge.duplicates == {}
     merged = ITEM.replace("line 0", "line 0 user").replace("line 1", "line 1 ours")
     assert fs.get("user.md") == merged.replace("line 2", "line 2 peer").encode()
+
+
+def test_a_refused_removal_s_merge_decides_the_records_of_the_files_it_touched() -> None:
+    """B82 (soak seed 10394): an effect list removed the item's file, untracked it and
+    tracked the user's copy; the removal was refused (the file saved meanwhile), and the
+    merge of that save, run at once, recorded the file again. The list's untracking,
+    decided before, was stored after it: the item's file without a record, so after a
+    restart the index gave the item another path (there, the gone copy's)."""
+    fs, store = MemFS(), MemoryStore()
+    fs.put("t1.md", ITEM.encode())
+    node = _sim_node(fs, store, 1_000)
+    record = node.bridge.disk.get("t1.md")
+    assert record is not None
+    fs.put("t1.md", ITEM.replace("line 1", "line 1 user").encode())  # saved meanwhile
+    node.execute([br.RemoveFile("t1.md", record.digest, "t1"), br.Untracked("t1.md")])
+    assert fs.get("t1.md") is not None
+    assert node.bridge.disk.path_of("t1") == "t1.md"
+    assert sorted(store.load_files()) == ["t1.md"]
+
+
+def test_b82_a_record_of_an_effect_list_stored_after_a_refused_removal_ran_its_merge() -> None:
+    """Soak seed 10394 (smallest 5 x 138; 5 x 170 and 5 x 200 too; it failed once the sync
+    stopped asking a peer for items it lacks, which moved its schedule): at 440 ms p3's
+    records said the item's file was its old path, gone since; at the final restart the
+    index lost the item's path, and a peer's rename left the old file on p3 for good."""
+    for ops in (138, 200):
+        result = run_seed(10394, 5, ops)
+        assert result.ok, _explain(result)
 
 
 def test_a_save_half_way_at_start_up_after_a_power_cut_is_not_merged_from_a_stale_base() -> None:
