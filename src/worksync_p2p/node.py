@@ -161,7 +161,12 @@ class LocalNode:
     def _receive(self, key: str, update: bytes, origin: str) -> None:
         if self._apply_and_store(key, update):
             self.execute(self.bridge.on_remote(key, origin))
-            self._save_bases()
+        # Also for an update that waits (nothing to write yet): ``before_remote`` kept
+        # the state the file shows as its base, and a stop before the rest came lost it.
+        # After the restart the file, moved meanwhile, was merged from the stored
+        # document, whose values it never showed: its own value replaced a peer's,
+        # seen and gone with no conflict (soak seed 10455). As ``_render_remote`` does.
+        self._save_bases()
 
     def _apply_and_store(self, key: str, update: bytes) -> bool:
         """A peer's update applied and stored; whether its item's file may need writing."""
