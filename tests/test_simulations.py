@@ -674,6 +674,16 @@ def test_soak_10455_the_base_an_update_that_waits_leaves_outlives_a_stop() -> No
     assert result.ok, _explain(result)
 
 
+def test_soak_10061_the_items_file_back_in_a_batch_goes_before_a_moved_stale_save() -> None:
+    """Soak seed 10061 at 5 x 208 (passes at 5 x 200, B81's case; failed once the sync
+    stopped asking a peer for items it lacks): p4's item file, seen missing in a
+    delete-and-recreate save's gap, was back in the batch that also held a stale save of
+    an old path renamed to a new one; read first, the stale save was taken for the missing
+    file's move and undid three edits. (Not numbered: this branch had B81 and B82 only.)"""
+    result = run_seed(10061, 5, 208)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 
