@@ -28,12 +28,13 @@ from simulations.__main__ import main
 from simulations.fakes import MemoryStore
 from simulations.memfs import MemFS
 from simulations.world import GC_YOUNG_OBJECTS, Result, World, rare_collections, run_seed
+from worksync_p2p.core import bridge as br
 from worksync_p2p.core import codec
 from worksync_p2p.core.bridge import content_hash
 from worksync_p2p.core.hlc import Hlc
 from worksync_p2p.core.itemdoc import Writer
 from worksync_p2p.core.repo import Repo
-from worksync_p2p.node import LocalNode
+from worksync_p2p.node import BASES_META, LocalNode, _load_bases
 from worksync_p2p.ports import WriteOutcome
 from worksync_p2p.workspace import Config, Workspace
 
@@ -652,6 +653,36 @@ def test_b78_a_duplicate_repair_made_while_part_of_an_update_waited() -> None:
         assert result.ok, _explain(result)
 
 
+def test_b81_text_typed_right_after_a_word_keeps_the_word() -> None:
+    """Soak seed 10061 (5 x 200, and 5 x 202; no smaller reproduction fails; it failed once
+    the sync stopped asking a peer for items it lacks, which moved its schedule): the
+    item's body ended in ``m00116z`` with no newline. Two stale saves, p4's and p2's,
+    each added a line at the end, glued to that word; the diff replaced the word whole,
+    both deleted it and each inserted it again with its line: ``m00116z`` twice."""
+    for ops in (200, 202):
+        result = run_seed(10061, 5, ops)
+        assert result.ok, _explain(result)
+
+
+def test_b83_the_base_an_update_that_waits_leaves_outlives_a_stop() -> None:
+    """Soak seed 10455 (5 x 200 only; it failed once the sync stopped asking a peer for
+    items it lacks, which moved its schedule): p1's assignee reached p3 in an update that
+    waited, p3 stopped before storing the base, its person moved the file while it was
+    down, and the move, merged from the stored document, replaced p1's value unseen (B83)."""
+    result = run_seed(10455, 5, 200)
+    assert result.ok, _explain(result)
+
+
+def test_b84_the_items_file_back_in_a_batch_goes_before_a_moved_stale_save() -> None:
+    """Soak seed 10061 at 5 x 208 (passes at 5 x 200, B81's case; failed once the sync
+    stopped asking a peer for items it lacks): p4's item file, seen missing in a
+    delete-and-recreate save's gap, was back in the batch that also held a stale save of
+    an old path renamed to a new one; read first, the stale save was taken for the missing
+    file's move and undid three edits (B84)."""
+    result = run_seed(10061, 5, 208)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 
@@ -791,6 +822,79 @@ def test_the_file_we_wrote_away_when_the_users_copy_took_the_item_is_merged_afte
     assert node.bridge.duplicates == {}
     merged = ITEM.replace("line 0", "line 0 user").replace("line 1", "line 1 ours")
     assert fs.get("user.md") == merged.replace("line 2", "line 2 peer").encode()
+
+
+def test_a_refused_removal_s_merge_decides_the_records_of_the_files_it_touched() -> None:
+    """B82 (soak seed 10394): an effect list removed the item's file, untracked it and
+    tracked the user's copy; the removal was refused (the file saved meanwhile), and the
+    merge of that save, run at once, recorded the file again. The list's untracking,
+    decided before, was stored after it: the item's file without a record, so after a
+    restart the index gave the item another path (there, the gone copy's)."""
+    fs, store = MemFS(), MemoryStore()
+    fs.put("t1.md", ITEM.encode())
+    node = _sim_node(fs, store, 1_000)
+    record = node.bridge.disk.get("t1.md")
+    assert record is not None
+    fs.put("t1.md", ITEM.replace("line 1", "line 1 user").encode())  # saved meanwhile
+    node.execute([br.RemoveFile("t1.md", record.digest, "t1"), br.Untracked("t1.md")])
+    assert fs.get("t1.md") is not None
+    assert node.bridge.disk.path_of("t1") == "t1.md"
+    assert sorted(store.load_files()) == ["t1.md"]
+
+
+def test_b82_a_record_of_an_effect_list_stored_after_a_refused_removal_ran_its_merge() -> None:
+    """Soak seed 10394 (smallest 5 x 138; 5 x 170 and 5 x 200 too; it failed once the sync
+    stopped asking a peer for items it lacks, which moved its schedule): at 440 ms p3's
+    records said the item's file was its old path, gone since; at the final restart the
+    index lost the item's path, and a peer's rename left the old file on p3 for good."""
+    for ops in (138, 200):
+        result = run_seed(10394, 5, ops)
+        assert result.ok, _explain(result)
+
+
+def test_the_base_an_update_that_waits_leaves_outlives_a_stop() -> None:
+    """Soak seed 10455 (5 x 200): p1's set of a field reached p3 before p1's edit it
+    depended on: its delete of the ``rev`` cell p3 held went in, its own ``rev`` cell
+    waited, and the item read deleted, so nothing was written, and the bridge's base (the
+    state the file still showed) was never stored. p3 stopped; its person moved the file
+    while it was down; at the start the move was merged from the stored document, which
+    held p1's value, and the file's older value replaced it, seen: gone, no conflict."""
+    fs, store = MemFS(), MemoryStore()
+    fs.put("t1.md", ITEM.encode())
+    node = _sim_node(fs, store, 1_000)
+    state = node.repo.encoded("t1")
+    assert state is not None
+    p1 = Repo(Writer("bbbb000002", Hlc("bbbb000002"), 0), 98)
+    q = Repo(Writer("cccc000003", Hlc("cccc000003"), 0), 99)
+    p1.load("t1", state)
+    q.load("t1", state)
+
+    def save(repo: Repo, text: str, now_ms: int) -> bytes:
+        update = repo.ingest("t1", "t1.md", codec.parse(text.encode(), "t1.md"), now_ms).update
+        assert update is not None
+        return update
+
+    first = save(p1, ITEM.replace("line 0", "line 0 p1"), 2_000)  # never reaches us
+    by_q = ITEM.replace("line 2", "line 2 q")
+    q_update = save(q, by_q, 2_100)
+    node.receive("t1", q_update, "cccc000003")
+    p1_item = p1.get("t1")
+    assert p1_item is not None
+    p1_item.doc.apply_update(q_update)
+    shown = node.repo.encoded("t1")  # what our file shows from now on
+    second = save(p1, by_q.replace("line 0", "line 0 p1").replace("todo", "done"), 2_200)
+    node.receive("t1", second, "bbbb000002")
+    assert "t1" in node.items.waiting
+    assert fs.get("t1.md") == by_q.encode()  # the item reads deleted: nothing written
+    node.save_clock()
+    store.close()  # a clean stop
+    store.reopen()
+    assert _load_bases(store, BASES_META).get("t1") == shown
+    fs.rename("t1.md", "moved.md")  # the person moves the file while the daemon is down
+    node = _sim_node(fs, store, 3_000)
+    node.receive("t1", first, "bbbb000002")  # what the set waited for comes
+    merged = by_q.replace("line 0", "line 0 p1").replace("todo", "done")
+    assert fs.get("moved.md") == merged.encode()
 
 
 def test_a_save_half_way_at_start_up_after_a_power_cut_is_not_merged_from_a_stale_base() -> None:

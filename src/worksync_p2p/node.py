@@ -120,6 +120,9 @@ class LocalNode:
         self.repo.on_waiting = self._waited_since_the_stop
         self.bridge = br.Bridge(self.repo, max_item_bytes=config.max_item_bytes)
         self._stats: dict[str, Stat] = {}
+        self._recorded: set[str] | None = None
+        """Paths whose file records were stored or dropped while a removal ran (its refusal
+        runs the merge of the saved file at once, see ``_execute_all``)."""
         self._ahead = renderpool.Ahead()
         self.events_socket: Path | None = None
         self.ready = asyncio.Event()
@@ -158,7 +161,12 @@ class LocalNode:
     def _receive(self, key: str, update: bytes, origin: str) -> None:
         if self._apply_and_store(key, update):
             self.execute(self.bridge.on_remote(key, origin))
-            self._save_bases()
+        # Also for an update that waits (nothing to write yet): ``before_remote`` kept
+        # the state the file shows as its base, and a stop before the rest came lost it.
+        # After the restart the file, moved meanwhile, was merged from the stored
+        # document, whose values it never showed: its own value replaced a peer's,
+        # seen and gone with no conflict (soak seed 10455). As ``_render_remote`` does.
+        self._save_bases()
 
     def _apply_and_store(self, key: str, update: bytes) -> bool:
         """A peer's update applied and stored; whether its item's file may need writing."""
@@ -763,16 +771,42 @@ class LocalNode:
 
     def _execute_all(self, effects: list[br.Effect], depth: int) -> None:
         refused: str | None = None
+        decided: set[str] = set()
         for effect in effects:
             if isinstance(effect, br.Tracked) and effect.relpath == refused:
                 # The write this record describes was refused: the file does not
                 # hold that digest, so the record would be a lie after a restart.
                 refused = None
                 continue
+            if isinstance(effect, br.Tracked | br.Untracked) and effect.relpath in decided:
+                continue
             if isinstance(effect, br.WriteFile):
                 refused = None if self._write(effect, depth) else effect.relpath
                 continue
+            if isinstance(effect, br.RemoveFile):
+                decided |= self._remove_recording(effect, depth)
+                continue
             self._execute_one(effect, depth)
+
+    def _remove_recording(self, effect: br.RemoveFile, depth: int) -> set[str]:
+        """Run a removal; the paths whose records it stored or dropped.
+
+        A refused removal runs the merge of the saved file at once (``_remove``), and
+        that merge records its files anew. The rest of the list was decided before,
+        as if the removal went: its records of those paths are stale. Stored after the
+        merge's, they were a lie after a restart (soak seed 10394, B82): the item's
+        file untracked, the user's copy the merge removed tracked again; the index,
+        loaded, gave the item the gone copy's path, reconcile dropped that, and the
+        item had no file: a peer's rename was written beside it as a new file.
+        """
+        outer, self._recorded = self._recorded, set()
+        try:
+            self._execute_one(effect, depth)
+            return self._recorded
+        finally:
+            if outer is not None:
+                outer |= self._recorded
+            self._recorded = outer
 
     def _execute_one(self, effect: br.Effect, depth: int) -> None:
         match effect:
@@ -781,7 +815,7 @@ class LocalNode:
             case br.Tracked(relpath, key, digest):
                 self._track(relpath, key, digest)
             case br.Untracked(relpath):
-                self.store.drop_files([relpath])
+                self._untrack(relpath)
             case br.WriteFile():
                 raise AssertionError("execute() runs writes itself")
             case br.RemoveFile(relpath, expect, key):
@@ -821,6 +855,13 @@ class LocalNode:
         if stat is not None:
             record = FileRecord(key, digest, stat.size, stat.mtime_ns)
             self.store.put_files([(relpath, record)])
+        if self._recorded is not None:
+            self._recorded.add(relpath)
+
+    def _untrack(self, relpath: str) -> None:
+        self.store.drop_files([relpath])
+        if self._recorded is not None:
+            self._recorded.add(relpath)
 
     def _write(self, effect: br.WriteFile, depth: int) -> bool:
         """Execute a write; False when it was refused (the file moved on, or unsafe).

@@ -1450,3 +1450,24 @@ def test_only_the_move_of_a_missing_file_goes_before_the_files_claiming_its_id()
     assert bridge.reading_order(found) == ["u.md", "b.md", "a.md", "c.md"]
     bridge.on_file("t1.md", None, 2000)
     assert bridge.reading_order(found) == ["u.md", "a.md", "b.md", "c.md"]
+
+
+def test_the_items_missing_file_back_in_the_batch_is_read_before_other_files_claiming_its_id() -> (
+    None
+):
+    """Soak seed 10061 at 5 x 208: the item's file was seen missing in a delete-and-recreate
+    save's gap (its delete grace running), and the next batch had it back, saved, with a
+    stale editor's save of an old path renamed to a new one. Read first (its path sorts
+    first), the stale save was taken for the missing file's move, merged from what that
+    file showed, and undid three edits it never had. The file that is back goes first."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    assert bridge.on_file("t1.md", None, 2000) == []  # the save's gap: its grace runs
+    saved = LINES.replace("line 3", "line 3 saved").encode()
+    stale = LINES.replace("line 0", "line 0 stale").encode()
+    found = [("a.md", stale), ("t1.md", saved)]
+    assert bridge.reading_order(found) == ["t1.md", "a.md"]
+    effects = bridge.on_file("t1.md", saved, 2050)
+    assert not [e for e in effects if isinstance(e, b.RemoveFile)]
+    assert bridge.path_of("t1") == "t1.md"
+    assert "t1.md" not in bridge.pending_delete

@@ -130,3 +130,27 @@ def test_concurrent_edits_of_different_words_of_one_line_both_survive() -> None:
     base = "status: open, owner: nobody\n"
     merged = _concurrent(base, "status: closed, owner: nobody\n", "status: open, owner: ana\n")
     assert merged == "status: closed, owner: ana\n"
+
+
+def test_text_typed_right_after_a_word_keeps_the_word() -> None:
+    """Soak seed 10061 (B81): two stale saves each added a line after a last line with no
+    newline, so each turned ``m00116z`` into ``m00116z<its line>``. Replaced whole, the word
+    was deleted by both and inserted by each: the merge held it twice."""
+    base = "# t\n\n a m00041z m00116z"
+    assert textdiff.diff(base, base + "alpha m00128z\n") == [
+        textdiff.Edit(len(base), len(base), "alpha m00128z\n")
+    ]
+    merged = _concurrent(base, base + "foxtrot m00149z\n", base + "alpha m00128z\n")
+    assert merged.count("m00116z") == 1
+    assert "foxtrot m00149z\n" in merged
+    assert "alpha m00128z\n" in merged
+
+
+def test_text_typed_before_a_word_keeps_the_word_but_a_cut_word_is_replaced() -> None:
+    assert textdiff.diff("x un\n", "x reun\n") == [textdiff.Edit(2, 2, "re")]
+    # Only additions: a word cut short is still replaced whole (see ``textdiff._replace``).
+    assert textdiff.diff("x colours\n", "x colour\n") == [textdiff.Edit(2, 9, "colour")]
+    # A short line replaced whole (too unlike its old self to pair) keeps a kept start too.
+    assert textdiff.diff("m00116z", "m00116zalpha m00128z\n") == [
+        textdiff.Edit(7, 7, "alpha m00128z\n")
+    ]

@@ -411,7 +411,17 @@ class Bridge:
         for relpath, data in found:
             keys[relpath] = _claims(relpath, data, self.max_item_bytes)
             key = keys[relpath]
-            if data is not None and key is not None and content_hash(data) in gone:
+            if data is None or key is None:
+                continue
+            record = self.disk.get(relpath)
+            if relpath in self.pending_delete and record is not None and record.key == key:
+                # The missing file itself is back (a delete-and-recreate save had its
+                # gap seen): it is no move's source, it is the item's file. Read after a
+                # stale save renamed in the same batch, that save was taken for its
+                # move, merged from what it showed, and undid the lines since the old
+                # path left (soak seed 10061 at 5 x 208).
+                moves[key] = relpath
+            elif content_hash(data) in gone:
                 moves.setdefault(key, relpath)
         order: list[str] = []
         for relpath, _ in found:
