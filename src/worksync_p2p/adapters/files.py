@@ -477,9 +477,10 @@ def _flush(fds: list[int], durable: Callable[[], object] | None = None) -> None:
     ``durable`` runs on this thread meanwhile (the store's sync: the disk
     flushes it with the files).
 
-    Why syncfs for large batches: 10,000 new files cost 1.3-2.6 s of kernel
-    time and 4-6 s of waiting fsynced one by one on this machine's ext4, and
-    0.45 s and 0.6 s with one syncfs. Its price is that it also flushes
+    Why syncfs for large batches: making 10,000 new files durable one fsync
+    each cost 1.3-5.6 s of kernel time and 4.0-8.2 s of waiting on the
+    development machine's ext4, one syncfs per batch 0.4-4.2 s and 0.6-4.5 s,
+    less in each of five alternated pairs. Its price is that it also flushes
     whatever else is dirty on the file system, so small batches (a live edit
     writes one file) keep their own fsyncs. It reports a failed writeback of
     any file since Linux 5.8; on older kernels an I/O error can go unseen
