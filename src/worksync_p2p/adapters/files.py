@@ -479,11 +479,11 @@ def _flush(fds: list[int], durable: Callable[[], object] | None = None) -> None:
 
     Why syncfs for large batches: making 10,000 new files durable one fsync
     each cost 1.3-5.6 s of kernel time and 4.0-8.2 s of waiting on the
-    development machine's ext4, one syncfs per batch 0.4-4.2 s and 0.6-4.5 s
-    (less waiting in each of six alternated pairs, less kernel time in five).
-    Its price is that it also flushes
-    whatever else is dirty on the file system, so small batches (a live edit
-    writes one file) keep their own fsyncs. It reports a failed writeback of
+    development machine's ext4, one syncfs for them all 0.4-4.2 s and
+    0.6-4.5 s (less waiting in each of six alternated pairs, less kernel time
+    in five). Its price is that it also flushes whatever else is dirty on the
+    file system, so small batches (a live edit writes one file) keep their
+    own fsyncs. It reports a failed writeback of
     any file since Linux 5.8; on older kernels an I/O error can go unseen
     here, as it could with fsync on kernels before 4.13.
     """
