@@ -683,6 +683,18 @@ def test_b84_the_items_file_back_in_a_batch_goes_before_a_moved_stale_save() -> 
     assert result.ok, _explain(result)
 
 
+def test_b85_a_moved_stale_save_read_before_the_items_moved_and_edited_file() -> None:
+    """CI seed 21 at 5 x 200 (no smaller run fails this way; failed once the sync stopped
+    asking a peer for items it lacks): p0's batch held the item's file, renamed and saved
+    by delete and re-create, and a stale save of an old path renamed to a new one; neither
+    held the missing file's bytes, and the stale save, sorting first, was taken for the
+    move and undid three lines (B85). Seed 33 at 5 x 100 broke under a first fix that
+    also weighed a save at the item's own old path."""
+    for seed, ops in ((21, 200), (33, 100)):
+        result = run_seed(seed, 5, ops)
+        assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

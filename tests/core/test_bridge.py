@@ -1439,6 +1439,36 @@ def test_the_move_of_the_items_missing_file_is_read_before_a_moved_stale_save() 
     assert "line 3 peer" in text
 
 
+def test_the_likeliest_of_two_files_claiming_a_missing_files_item_is_its_move() -> None:
+    """B85 (CI seed 21 at 5 x 200): as B72's case, but the item's own file was edited as well
+    as moved before the watcher's batch (a rename, then a delete-and-recreate save), so no
+    file holds the missing file's bytes. The stale save sorted first and was taken for the
+    move, and its old text undid three lines it never showed. Of the files claiming the
+    missing file's item, the one most like what that file showed is read first."""
+    bridge = make_bridge()
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    peer = LINES.replace("line 3", "line 3 peer")
+    _remote_rename(bridge, "p.md", peer)
+    effects = _remote_rename(bridge, "moved.md", peer)
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    stale = LINES.replace("line 0", "line 0 stale")  # saved at t1.md, renamed to a.md
+    moved = write.text.replace("line 1", "line 1 moved")  # moved to z.md, then saved
+    assert bridge.on_file("t1.md", None, 4000) == []
+    assert bridge.on_file("moved.md", None, 4000) == []  # its grace runs
+    found = [("a.md", stale.encode()), ("z.md", moved.encode())]
+    assert bridge.reading_order(found) == ["z.md", "a.md"]
+    for relpath, data in [("z.md", moved.encode()), ("a.md", stale.encode())]:
+        effects = bridge.on_file(relpath, data, 4010)
+        assert not [e for e in effects if isinstance(e, b.Report)]
+        _carry_out(bridge, effects)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    text = item.render()
+    assert text is not None
+    for line in ("line 0 stale", "line 1 moved", "line 3 peer"):
+        assert line in text
+
+
 def test_only_the_move_of_a_missing_file_goes_before_the_files_claiming_its_id() -> None:
     """B72's reading order: unless a missing file's bytes turned up, and for files that
     claim another id, the batch's order stands."""

@@ -423,6 +423,7 @@ class Bridge:
                 moves[key] = relpath
             elif content_hash(data) in gone:
                 moves.setdefault(key, relpath)
+        self._likeliest_moves(found, keys, moves)
         order: list[str] = []
         for relpath, _ in found:
             move = moves.pop(keys[relpath] or "", None)
@@ -431,6 +432,51 @@ class Bridge:
             if relpath not in order:
                 order.append(relpath)
         return order
+
+    def _likeliest_moves(
+        self,
+        found: Sequence[tuple[str, bytes | None]],
+        keys: dict[str, str | None],
+        moves: dict[str, str],
+    ) -> None:
+        """For an item whose file is missing and claimed by two or more files of the batch,
+        none holding the missing file's bytes: the one most like what that file showed.
+
+        The item's file, moved and edited in one watcher batch (a rename, then a
+        delete-and-recreate save), holds no departed bytes; a stale editor's save of an
+        old path, renamed before it was read, sorted before it. Taken for the move, the
+        stale text undid every line the missing file showed and it never had (B85,
+        CI seed 21 at 5 x 200). Likeness picks only among files claiming the same missing
+        item, each of which is read anyway (CI seed 58's misstep was matching files to
+        departed states); a lone claimant, or the missing bytes, is read as before.
+
+        A save at an old path of the item (a departed entry's) is that path's save,
+        merged from its state (``_departed_save``), never the move: weighed by likeness
+        too, one won over the moved file it sorted before, and the move, read second,
+        removed it with its two edits (CI seed 33 at 5 x 100). It keeps its place.
+        """
+        missing = {r.key for p in self.pending_delete if (r := self.disk.get(p)) is not None}
+        claims: dict[str, list[tuple[str, bytes]]] = {}
+        rivals: dict[str, int] = {}
+        for relpath, data in found:
+            key = keys[relpath]
+            if data is None or key is None or key not in missing or key in moves:
+                continue
+            rivals[key] = rivals.get(key, 0) + 1
+            held = self.departed.get(relpath)
+            if relpath not in self.disk and held is not None and held[0] == key:
+                continue
+            claims.setdefault(key, []).append((relpath, data))
+        for key, files in claims.items():
+            shown = self._file_shows(key)
+            if rivals[key] < 2 or shown is None:
+                continue
+            lines = _render_state(shown).splitlines()
+            scored = [
+                (_likeness(data.decode(errors="replace").splitlines(), lines), -i, relpath)
+                for i, (relpath, data) in enumerate(files)
+            ]
+            moves[key] = max(scored)[2]
 
     def shows_its_record(self, relpath: str, data: bytes) -> bool:
         """Whether ``on_file(relpath, data)`` would do nothing at all: the file holds
