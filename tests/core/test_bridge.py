@@ -1431,10 +1431,7 @@ def test_the_move_of_the_items_missing_file_is_read_before_a_moved_stale_save() 
         effects = bridge.on_file(relpath, data, 4010)
         assert not [e for e in effects if isinstance(e, b.Report)]
         _carry_out(bridge, effects)
-    item = bridge.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text(bridge, "t1")
     assert "line 0 stale" in text
     assert "line 3 peer" in text
 
@@ -1461,10 +1458,7 @@ def test_the_likeliest_of_two_files_claiming_a_missing_files_item_is_its_move() 
         effects = bridge.on_file(relpath, data, 4010)
         assert not [e for e in effects if isinstance(e, b.Report)]
         _carry_out(bridge, effects)
-    item = bridge.repo.get("t1")
-    assert item is not None
-    text = item.render()
-    assert text is not None
+    text = _text(bridge, "t1")
     for line in ("line 0 stale", "line 1 moved", "line 3 peer"):
         assert line in text
 
