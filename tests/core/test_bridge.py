@@ -168,6 +168,18 @@ def _moved_by_the_user_during_a_peers_rename(start: str, peers: str, path: str) 
     return bridge
 
 
+def _renamed_twice_with_a_stale_save(bridge: b.Bridge) -> tuple[b.WriteFile, str]:
+    """t1.md, renamed by a peer to p.md, then to moved.md (p.md departs holding just
+    what moved.md holds, as in soak seed 10451); the write of moved.md, and the text a
+    stale editor saves at t1.md (the tests rename it to a.md)."""
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    peer = LINES.replace("line 3", "line 3 peer")
+    _remote_rename(bridge, "p.md", peer)
+    effects = _remote_rename(bridge, "moved.md", peer)
+    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
+    return write, LINES.replace("line 0", "line 0 stale")
+
+
 def _text(bridge: b.Bridge, key: str) -> str:
     """The render of an item that must exist and be alive."""
     item = bridge.repo.get(key)
@@ -1415,14 +1427,7 @@ def test_the_move_of_the_items_missing_file_is_read_before_a_moved_stale_save() 
     showed, and undid the peer's line it never showed. The file holding exactly what
     the missing file held is its move: it is read first."""
     bridge = make_bridge()
-    bridge.on_file("t1.md", LINES.encode(), 1000)
-    peer = LINES.replace("line 3", "line 3 peer")
-    _remote_rename(bridge, "p.md", peer)
-    # Renamed again: p.md departs holding just what moved.md holds (as in the seed),
-    # so the move, read second, matched p.md's state and merged nothing back.
-    effects = _remote_rename(bridge, "moved.md", peer)
-    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
-    stale = LINES.replace("line 0", "line 0 stale")  # saved at t1.md, renamed to a.md
+    write, stale = _renamed_twice_with_a_stale_save(bridge)
     assert bridge.on_file("t1.md", None, 4000) == []
     assert bridge.on_file("moved.md", None, 4000) == []  # moved to z.md: its grace runs
     found = [("a.md", stale.encode()), ("z.md", write.text.encode())]
@@ -1443,12 +1448,7 @@ def test_the_likeliest_of_two_files_claiming_a_missing_files_item_is_its_move() 
     move, and its old text undid three lines it never showed. Of the files claiming the
     missing file's item, the one most like what that file showed is read first."""
     bridge = make_bridge()
-    bridge.on_file("t1.md", LINES.encode(), 1000)
-    peer = LINES.replace("line 3", "line 3 peer")
-    _remote_rename(bridge, "p.md", peer)
-    effects = _remote_rename(bridge, "moved.md", peer)
-    (write,) = [e for e in effects if isinstance(e, b.WriteFile)]
-    stale = LINES.replace("line 0", "line 0 stale")  # saved at t1.md, renamed to a.md
+    write, stale = _renamed_twice_with_a_stale_save(bridge)
     moved = write.text.replace("line 1", "line 1 moved")  # moved to z.md, then saved
     assert bridge.on_file("t1.md", None, 4000) == []
     assert bridge.on_file("moved.md", None, 4000) == []  # its grace runs
