@@ -695,6 +695,17 @@ def test_b85_a_moved_stale_save_read_before_the_items_moved_and_edited_file() ->
         assert result.ok, _explain(result)
 
 
+def test_b86_a_save_long_after_the_item_came_back_to_its_path() -> None:
+    """Seed 124 at 5 x 200 (CI runs it at 5 x 100, which passes; no smaller run fails, by
+    ops or peers): a peer's delete
+    took p4's file, a save elsewhere revived the item at the same path, and p4 wrote it
+    there twice. B50's entry for the path outlived both writes; the person's save of the
+    second write (a tag removed) read as closer to the state the path held before the
+    delete, was merged from it, and two lines came in twice (B86)."""
+    result = run_seed(124, 5, 200)
+    assert result.ok, _explain(result)
+
+
 def test_b3_refused_write_leaves_a_wrong_file_record() -> None:
     _bug(162, 2, 20)
 

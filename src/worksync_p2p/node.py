@@ -374,7 +374,7 @@ class LocalNode:
                 assert isinstance(tracked, br.Tracked)
                 if outcome is WriteOutcome.WRITTEN and stat is not None:
                     # _settle and _track for a file whose stat the writer told.
-                    self.bridge.wrote(write.key, write.relpath)
+                    self.bridge.wrote(write.key, write.relpath, self.clock())
                     self._stats.pop(tracked.relpath, None)
                     record = FileRecord(tracked.key, tracked.digest, stat.size, stat.mtime_ns)
                     records.append((tracked.relpath, record))
@@ -610,7 +610,7 @@ class LocalNode:
         before = ItemDoc.new(0)
         before.doc.apply_update(base)
         if _shows_the_change(data.decode(errors="replace"), before.render(), item.render()):
-            self.bridge.wrote(key, relpath)
+            self.bridge.wrote(key, relpath, self.clock())
 
     def catch_up(self) -> None:
         """Take in what was saved between ``reconcile`` and the watcher's start.
@@ -894,7 +894,7 @@ class LocalNode:
         only if the file still holds what we wrote (see ``_stat_of_ours``).
         """
         if outcome is WriteOutcome.WRITTEN:
-            self.bridge.wrote(effect.key, effect.relpath)
+            self.bridge.wrote(effect.key, effect.relpath, self.clock())
             if stat is None:
                 stat = self._stat_of_ours(effect) if check else self.fs.stat(effect.relpath)
             if stat is not None:

@@ -987,6 +987,54 @@ def test_a_save_of_what_we_wrote_where_the_item_came_back_is_a_plain_save() -> N
     assert item.render() == saved
 
 
+def _came_back_and_written_twice(bridge: b.Bridge, second_ms: int) -> str:
+    """The item leaves t1.md and comes back with a peer's edit (our write lands at 2000),
+    then another peer's edit is written over ours at ``second_ms``; returns that text."""
+    bridge.on_file("t1.md", LINES.encode(), 1000)
+    _remote_rename(bridge, "a.md")
+    bridge.before_remote("t1")
+    back = LINES.replace("line 1", "line 1 peer").replace("line 3", "line 3 peer")
+    _remote_edit(bridge, back, path="t1.md")
+    for effect in bridge.on_remote("t1", "peer-b"):
+        if isinstance(effect, b.WriteFile):
+            bridge.wrote(effect.key, effect.relpath, 2000)
+    bridge.before_remote("t1")
+    ours = back.replace("line 2\n", "line 2\nadded m1\n")
+    _remote_edit(bridge, ours)
+    (write,) = [e for e in bridge.on_remote("t1", "peer-b") if isinstance(e, b.WriteFile)]
+    assert write.expect is not None  # over our first write
+    bridge.wrote(write.key, write.relpath, second_ms)
+    return ours
+
+
+def test_a_save_after_our_second_write_where_the_item_came_back_is_a_plain_save() -> None:
+    """B86 (seed 124 at 5 x 200): the item came back to a path it had left and we wrote
+    it there, then wrote it again for a peer's edit, after the delete grace. B50's entry
+    outlived both writes: a save made on our second write, which took two peer's line
+    changes back, read (by lines) as closer to what the path held before the item left,
+    was merged from that state, and the line our second write had brought came twice."""
+    bridge = make_bridge()
+    ours = _came_back_and_written_twice(bridge, 2000 + bridge.delete_grace_ms)
+    saved = ours.replace("line 1 peer", "line 1").replace("line 3 peer", "line 3")
+    bridge.on_file("t1.md", saved.encode(), 4000)  # made on what write 2 put there
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.render() == saved
+
+
+def test_a_save_half_way_when_the_item_came_back_outlives_two_writes_in_its_gap() -> None:
+    """B86's limit (soak seed 10577): both writes landed in one delete-and-recreate
+    save's gap, made on what the path held before the item left: merged from that, as
+    B50, or the save undid every change it never showed."""
+    bridge = make_bridge()
+    ours = _came_back_and_written_twice(bridge, 2000 + bridge.delete_grace_ms - 1)
+    saved = LINES.replace("line 0", "line 0 user")
+    bridge.on_file("t1.md", saved.encode(), 2100)
+    item = bridge.repo.get("t1")
+    assert item is not None
+    assert item.render() == ours.replace("line 0", "line 0 user")
+
+
 def test_a_file_written_back_then_renamed_by_a_peer_gives_way_to_the_users_move() -> None:
     """B51 (seed 271, smallest 5 x 41): as B48, but a peer's rename moved the file we
     wrote back before the user's copy was read; the copy was a second file of the id."""

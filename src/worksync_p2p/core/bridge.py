@@ -193,6 +193,10 @@ class Bridge:
     """Paths an item came back to, written while their departed entry was open: relpath
     -> (key, the state the path held when the item left it). The next save there may
     have been made on that state (B50). Not stored: such a save lands within moments."""
+    reused_landed: dict[str, int] = field(default_factory=dict)
+    """Paths of ``reused`` whose write (the one that brought the item back) landed: relpath
+    -> when. A later write of ours landing there after the delete grace ends the entry
+    (B86)."""
     revived: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
     """Items that outlived a delete their grace decided, their file written back: key ->
     (digest we wrote, the state the file showed when it went). It may have moved unread:
@@ -237,15 +241,39 @@ class Bridge:
         if state is not None:
             self.base.setdefault(key, state)
 
-    def wrote(self, key: str, relpath: str | None = None) -> None:
-        """The file (at ``relpath``) now holds the document's state again."""
+    def wrote(self, key: str, relpath: str | None = None, now_ms: int | None = None) -> None:
+        """The file (at ``relpath``) now holds the document's state again (at ``now_ms``)."""
         if relpath is not None:
             self.returning.pop(relpath, None)  # ours again: a save there is based on this
+            if now_ms is not None:
+                self._reused_overwritten(relpath, now_ms)
         if key not in self.moving:
             # While the old file of a move is still there, the user's copy is that
             # file, and it holds the base: a save to it must merge from there.
             self.base.pop(key, None)
             self._unseen_shown(key)
+
+    def _reused_overwritten(self, relpath: str, now_ms: int) -> None:
+        """A write of ours landed at a path of ``reused``.
+
+        The first is the write that brought the item back: a save half-way there (or a
+        stale buffer) may still land on it, made on the state the path held before. A
+        later one replaced a file that still held our write (the write is refused
+        otherwise); once the delete grace has passed since the first, no half-way save
+        is still on its way (the grace periods are that contract), and whatever is saved
+        there next was made on what we wrote. Kept, the entry outlived both writes, and
+        a save much later (the last tag removed, which turns the tags' block list into
+        ``[]``, the line the path's old state showed) read as closer to that old state:
+        merged from it, the lines our writes had brought came in a second time (B86,
+        seed 124 at 5 x 200). Not at the second write alone: two writes can land in one
+        save's gap (soak seed 10577, whose half-way save then lost three edits).
+        """
+        if relpath not in self.reused:
+            return
+        landed = self.reused_landed.setdefault(relpath, now_ms)
+        if now_ms - landed >= self.delete_grace_ms:
+            self.reused.pop(relpath, None)
+            self.reused_landed.pop(relpath, None)
 
     def write_refused(self, relpath: str, key: str, expect: str | None) -> None:
         """The node refused a write: the file still holds what it held, not our render.
@@ -297,6 +325,7 @@ class Bridge:
 
     def _depart(self, relpath: str, key: str, state: bytes | None) -> None:
         self.reused.pop(relpath, None)
+        self.reused_landed.pop(relpath, None)
         self.departed.pop(relpath, None)
         self.departed[relpath] = (key, state)
         while len(self.departed) > MAX_DEPARTED:
@@ -669,6 +698,7 @@ class Bridge:
         the save, diffed against what we wrote, deleted what it never showed.
         """
         reused = self.reused.pop(relpath, None)
+        self.reused_landed.pop(relpath, None)
         if reused is None or reused[0] != key:
             return
         ours = self._file_shows(key)
@@ -989,7 +1019,9 @@ class Bridge:
             # The item is back at a path it left: a save there may be on its way,
             # made on what the path held then (B50).
             self.reused[relpath] = (key, left[1])
+            self.reused_landed.pop(relpath, None)
             while len(self.reused) > MAX_DEPARTED:
+                self.reused_landed.pop(next(iter(self.reused)), None)
                 del self.reused[next(iter(self.reused))]
         record = self.disk.get(relpath)
         if record is not None and record.digest == digest:
