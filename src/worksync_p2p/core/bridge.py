@@ -158,6 +158,18 @@ class DiskIndex:
 
 
 @dataclass
+class Reused:
+    """A path an item came back to (``Bridge.reused``)."""
+
+    key: str
+    state: bytes
+    """What the path held when the item left it."""
+    landed_ms: int | None = None
+    """When the write that brought the item back landed; a later write of ours landing
+    after the delete grace ends the entry (B86)."""
+
+
+@dataclass
 class Bridge:
     repo: Repo
     delete_grace_ms: int = 150
@@ -189,14 +201,10 @@ class Bridge:
     """Files we wrote for a peer's rename, missing when the user's own copy took the
     item: relpath -> (key, the state the file showed, until when a save may bring it
     back). One that comes back was being saved: merged, then removed."""
-    reused: dict[str, tuple[str, bytes]] = field(default_factory=dict)
-    """Paths an item came back to, written while their departed entry was open: relpath
-    -> (key, the state the path held when the item left it). The next save there may
-    have been made on that state (B50). Not stored: such a save lands within moments."""
-    reused_landed: dict[str, int] = field(default_factory=dict)
-    """Paths of ``reused`` whose write (the one that brought the item back) landed: relpath
-    -> when. A later write of ours landing there after the delete grace ends the entry
-    (B86)."""
+    reused: dict[str, Reused] = field(default_factory=dict)
+    """Paths an item came back to, written while their departed entry was open. The
+    next save there may have been made on the state the path held (B50). Not stored:
+    such a save lands within moments."""
     revived: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
     """Items that outlived a delete their grace decided, their file written back: key ->
     (digest we wrote, the state the file showed when it went). It may have moved unread:
@@ -268,12 +276,13 @@ class Bridge:
         seed 124 at 5 x 200). Not at the second write alone: two writes can land in one
         save's gap (soak seed 10577, whose half-way save then lost three edits).
         """
-        if relpath not in self.reused:
+        reused = self.reused.get(relpath)
+        if reused is None:
             return
-        landed = self.reused_landed.setdefault(relpath, now_ms)
-        if now_ms - landed >= self.delete_grace_ms:
-            self.reused.pop(relpath, None)
-            self.reused_landed.pop(relpath, None)
+        if reused.landed_ms is None:
+            reused.landed_ms = now_ms
+        elif now_ms - reused.landed_ms >= self.delete_grace_ms:
+            del self.reused[relpath]
 
     def write_refused(self, relpath: str, key: str, expect: str | None) -> None:
         """The node refused a write: the file still holds what it held, not our render.
@@ -325,7 +334,6 @@ class Bridge:
 
     def _depart(self, relpath: str, key: str, state: bytes | None) -> None:
         self.reused.pop(relpath, None)
-        self.reused_landed.pop(relpath, None)
         self.departed.pop(relpath, None)
         self.departed[relpath] = (key, state)
         while len(self.departed) > MAX_DEPARTED:
@@ -698,12 +706,11 @@ class Bridge:
         the save, diffed against what we wrote, deleted what it never showed.
         """
         reused = self.reused.pop(relpath, None)
-        self.reused_landed.pop(relpath, None)
-        if reused is None or reused[0] != key:
+        if reused is None or reused.key != key:
             return
         ours = self._file_shows(key)
-        if ours is None or _closer(codec.render(parsed), reused[1], ours):
-            self.base[key] = reused[1]
+        if ours is None or _closer(codec.render(parsed), reused.state, ours):
+            self.base[key] = reused.state
 
     def _merge_save(
         self, key: str, relpath: str, parsed: codec.ParsedItem, now_ms: int, base: bytes | None
@@ -1018,10 +1025,8 @@ class Bridge:
         if left is not None and left[0] == key and left[1] is not None:
             # The item is back at a path it left: a save there may be on its way,
             # made on what the path held then (B50).
-            self.reused[relpath] = (key, left[1])
-            self.reused_landed.pop(relpath, None)
+            self.reused[relpath] = Reused(key, left[1])
             while len(self.reused) > MAX_DEPARTED:
-                self.reused_landed.pop(next(iter(self.reused)), None)
                 del self.reused[next(iter(self.reused))]
         record = self.disk.get(relpath)
         if record is not None and record.digest == digest:
