@@ -88,6 +88,27 @@ def test_a_batch_rendered_by_the_workers_is_written_as_the_daemon_renders(
     assert sorted(node.store.load_files()) == sorted(f"item-{n}.md" for n in range(COUNT))
 
 
+def test_a_batch_rendered_by_the_workers_is_adopted_without_documents(node: LocalNode) -> None:
+    """An item the workers read is kept with its reads; its document is made only
+    when something else needs it (here a local edit, which merges as usual)."""
+    pool = renderpool.shared()
+    if pool is None:
+        pytest.skip("one core: the daemon renders every batch itself")
+    assert pool.start(30.0), "the render workers did not start"
+    _, updates = remote_items(COUNT)
+    node.receive_many(updates, "peer-b")
+    items = [node.repo.get(key) for key, _ in updates]
+    assert all(item is not None and item.is_asleep for item in items)
+    edited = item_text(3).replace("status: open", "status: done")
+    (node.root / "item-3.md").write_text(edited)
+    node.on_relpaths({"item-3.md"})
+    item = node.repo.get(updates[3][0])
+    assert item is not None
+    assert not item.is_asleep
+    assert item.render() == edited
+    assert disk(node.root)["item-4.md"] == item_text(4)
+
+
 def _made_at_home(node: LocalNode, monkeypatch: pytest.MonkeyPatch, read: str) -> list[str | None]:
     """The keys ``ItemDoc.<read>`` ran for while a batch rendered by the workers was
     received (a spy: the real method still runs)."""

@@ -318,31 +318,19 @@ class LocalNode:
         assert isinstance(self.store, SqliteStore)
         adopted: list[tuple[str, bytes]] = []
         error: ValueError | None = None
-        # Workers render the batch while it is applied and committed here
-        # (most of it asked for before, by ``prefetch``).
-        updates = [update for _, update in fresh]
-        rest = [u for u in updates if not self._ahead.asked(u)]
-        pool = renderpool.shared() if len(rest) >= POOL_MIN_ITEMS else None
-        pending = pool.submit(rest) if pool is not None else None
+        renders = self._renders([update for _, update in fresh])
         items: list[ItemDoc] = []
         # Committed here, made durable while the files' own fsyncs run (the
         # files get their names only after both: ``_write_new``).
         with self.store.batch():
             for key, update in fresh:
                 try:
-                    items.append(self.repo.adopt(key, update))
+                    items.append(self._adopt(key, update, renders.get(update)))
                 except ValueError as bad:
                     error = bad
                     break
                 adopted.append((key, update))
             self.store.append_many(adopted)
-        renders = self._ahead.take(updates)
-        if pending is not None:
-            renders.update(zip(rest, pending.results() or [], strict=False))
-        for item, (_, update) in zip(items, adopted, strict=True):
-            rendered = renders.get(update)
-            if rendered is not None:
-                item.take_render(update, rendered.text, rendered.path)
         batch: list[list[br.Effect]] = []
         for item, (key, update) in zip(items, adopted, strict=True):
             if self._waits(key, item, update):
@@ -356,6 +344,28 @@ class LocalNode:
             self._write_new(batch)
         self.store.sync()  # durable on return, written files or not (a no-op after them)
         return error
+
+    def _renders(self, updates: list[bytes]) -> dict[bytes, renderpool.Rendered | None]:
+        """The workers' renders of a batch of new items, waited for: most were asked
+        for a turn before (``prefetch``) and are done, and with a render at hand
+        an item is adopted without making its document (``_adopt``)."""
+        rest = [u for u in updates if not self._ahead.asked(u)]
+        pool = renderpool.shared() if len(rest) >= POOL_MIN_ITEMS else None
+        pending = pool.submit(rest) if pool is not None else None
+        renders = self._ahead.take(updates)
+        if pending is not None:
+            renders.update(zip(rest, pending.results() or [], strict=False))
+        return renders
+
+    def _adopt(self, key: str, update: bytes, rendered: renderpool.Rendered | None) -> ItemDoc:
+        """A new item; raises ValueError if the update is garbage (a worker that
+        could not decode it said None, and the apply here raises)."""
+        if rendered is not None and rendered.exact:
+            return self.repo.adopt_read(key, update, rendered.text, rendered.path)
+        item = self.repo.adopt(key, update)
+        if rendered is not None:
+            item.take_render(update, rendered.text, rendered.path)
+        return item
 
     def _write_new(self, batch: list[list[br.Effect]]) -> None:
         """Steps 2 and 3 of ``receive_many``; a refused write takes write_if's way."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pycrdt import Doc, Map, Text
+from pycrdt import Doc, Map, Text, merge_updates
 
 from tests.core.replicas import (
     PATH,
@@ -511,7 +511,7 @@ def test_renders_kept_by_state_are_bounded_and_never_serve_another_state() -> No
 def test_a_path_read_elsewhere_is_kept_only_for_the_state_it_was_read_from() -> None:
     (rep,) = start(["peer-a"], seed(BASE))
     state = rep.state()
-    assert itemdoc.read_new(state) == (rep.item.render(), PATH)
+    assert itemdoc.read_new(state) == (rep.item.render(), PATH, True)
     fresh = ItemDoc.new(7)
     fresh.apply_remote(state)
     fresh.take_render(state, "taken text", "taken/path.md")
@@ -535,3 +535,53 @@ def test_cells_are_read_in_key_order_whatever_order_the_map_gives() -> None:
         for key in keys:
             cells[key] = "x"
         assert list(fields.map_items(cells)) == sorted(keys)
+
+
+# -- items asleep: reads known, the document made on first use -------------------
+
+
+def test_an_item_asleep_answers_its_known_reads_without_making_its_document() -> None:
+    (a,) = start(["peer-a"], seed(BASE))
+    state = a.state()
+    text, path, exact = itemdoc.read_new(state)
+    assert exact
+    item = ItemDoc.asleep(7, state, text, path)
+    assert (item.render(), item.path(), item.encoded()) == (a.item.render(), PATH, state)
+    assert item.is_asleep
+    assert _reads(item) == _uncached(a.item)  # these need the document: made now
+    assert not item.is_asleep
+    assert item.doc.client_id == 7
+
+
+def test_an_item_woken_by_a_change_takes_it_as_one_never_asleep_does() -> None:
+    (a, b) = start(["peer-a", "peer-b"], seed(BASE))
+    state = a.state()
+    item = ItemDoc.asleep(b.item.doc.client_id, state, *itemdoc.read_new(state)[:2])
+    changed = edited(BASE, "line two", "line 2")
+    update = a.edit(changed, 2000)
+    assert item.apply_remote(update) is None
+    b.receive(update)
+    assert item.render() == b.item.render() == changed
+    assert item.encoded() == b.item.encoded()
+    sleeper = Replica("peer-b", item, Writer("peer-b", Hlc("peer-b"), 0))
+    mine = sleeper.edit(edited(changed, "line 2", "line II"), 3000)
+    assert b.item.apply_remote(mine) is None
+    assert b.item.render() == item.render()
+
+
+def test_a_state_that_does_not_encode_back_is_not_exact_and_its_reads_are_dropped() -> None:
+    """Part of an update waiting for what it depends on is not in the document's
+    encoding: such a state may not sleep (the worker says so), and an item given
+    one anyway renders for itself once its document is made."""
+    (a,) = start(["peer-a"], seed(BASE))
+    genesis = a.state()
+    a.edit(edited(BASE, "line two", "line 2"), 2000)
+    second = a.edit(edited(BASE, "line two", "line II"), 3000)
+    waiting = merge_updates(genesis, second)  # the first edit, which it depends on, missing
+    text, path, exact = itemdoc.read_new(waiting)
+    assert not exact
+    item = ItemDoc.asleep(7, waiting, "not its text", "not/its/path.md")
+    assert not item.alive()  # a read the item did not know: it wakes for it
+    assert not item.is_asleep
+    assert item.render() == text  # what was kept is dropped: the encoding differs
+    assert item.path() == path

@@ -19,10 +19,11 @@ closes, so a killed daemon leaves none behind.
 
 Frames on the pipes: a 4-byte length, then the payload. A request is a
 sequence of ``u32 length + update``; the reply holds per update a status
-byte (rendered, deleted or empty, bad update), ``u32 + UTF-8 text`` and
+byte (rendered, deleted or empty, bad update; plus a bit set when a new
+document encodes the update back to the same bytes), ``u32 + UTF-8 text`` and
 ``u32 + UTF-8 path`` (empty: none; an item's path is never empty). No
-hash of the state crosses: a full update applied to an empty document
-encodes back to the same bytes, which the node compares when it renders. A
+hash of the state crosses: the node keeps a render only for a document that
+encodes to the update's bytes (``ItemDoc.take_render``, ``ItemDoc.asleep``). A
 worker's first frame (empty) says it is ready. The pipes are made large
 enough for a whole batch, so a batch crosses them without waiting for the
 other side in between.
@@ -56,6 +57,7 @@ RETRY_AFTER_S = 60.0
 MAX_WORKERS = 4
 _LEN = struct.Struct("<I")
 _TEXT, _NO_TEXT, _BAD = 0, 1, 2
+_EXACT = 4  # or-ed into the status: ``Rendered.exact``
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class Rendered:
     """None: the update leaves the item deleted or empty."""
     path: str | None
     """The item's path in that state (None: it names none)."""
+    exact: bool = False
+    """A new document that applies the update encodes it back byte for byte."""
 
 
 PIPE_BYTES = 1 << 20
@@ -96,18 +100,18 @@ def _frames(stream: BinaryIO) -> list[bytes] | None:
     return updates
 
 
-Read = Callable[[bytes], tuple[str | None, str | None]]
+Read = Callable[[bytes], tuple[str | None, str | None, bool]]
 
 
 def _reply(updates: list[bytes], read_new: Read) -> bytes:
     parts = []
     for update in updates:
         try:
-            text, path = read_new(update)
+            text, path, exact = read_new(update)
         except ValueError:
             parts.append(bytes([_BAD]) + _LEN.pack(0) + _LEN.pack(0))
             continue
-        status = _NO_TEXT if text is None else _TEXT
+        status = (_NO_TEXT if text is None else _TEXT) | (_EXACT if exact else 0)
         encoded = b"" if text is None else text.encode()
         where = (path or "").encode()
         parts += [bytes([status]), _LEN.pack(len(encoded)), encoded, _LEN.pack(len(where)), where]
@@ -140,11 +144,12 @@ def _decode_reply(payload: bytes, count: int) -> list[Rendered | None]:
         status = payload[at]
         text, at = _field(payload, at + 1)
         path, at = _field(payload, at)
-        if status == _BAD:
+        kind = status & ~_EXACT
+        if kind == _BAD:
             out.append(None)
         else:
-            text_read = None if status == _NO_TEXT else text.decode()
-            out.append(Rendered(text_read, path.decode() or None))
+            text_read = None if kind == _NO_TEXT else text.decode()
+            out.append(Rendered(text_read, path.decode() or None, bool(status & _EXACT)))
     if at != len(payload):
         raise ValueError("a reply longer than its renders")
     return out

@@ -184,17 +184,72 @@ class ItemDoc:
     What the cache hands out is shared: callers must not change it.
     """
 
-    def __init__(self, doc: Doc[Any]) -> None:
-        self.doc = doc
-        self._meta = doc.get("meta", type=Map)
-        self._fields = doc.get("fields", type=Map)
+    def __init__(self, doc: Doc[Any] | None) -> None:
+        """``doc`` None: only for :meth:`asleep`, which says what the document will hold."""
+        self._doc: Doc[Any] | None = None
         self._changes = _Changes()
-        # Kept here only: dropping the subscription stops the counting (see _Changes).
-        self._subscription = doc._doc.observe(self._changes)
         self._cache: dict[str, Any] = {}
         self._cached_at = 0  # the change count the cache was filled at
         self._writing = False
         self._text_types: dict[str, tuple[Text, Text]] = {}
+        self._asleep: tuple[int, bytes] | None = None
+        """``(client id, state)`` of a document not made yet (:meth:`asleep`)."""
+        if doc is not None:
+            self._bind(doc)
+
+    def _bind(self, doc: Doc[Any]) -> None:
+        self._doc = doc
+        self._meta_map: Map[Any] = doc.get("meta", type=Map)
+        self._fields_map: Map[Any] = doc.get("fields", type=Map)
+        # Kept here only: dropping the subscription stops the counting (see _Changes).
+        self._subscription = doc._doc.observe(self._changes)
+
+    @classmethod
+    def asleep(cls, client_id: int, state: bytes, text: str | None, path: str | None) -> ItemDoc:
+        """The item of ``state``, whose render and path were read elsewhere (a render
+        worker's ``read_new``, which found that a new document encodes ``state``
+        back byte for byte), with its document made only when first used.
+
+        Most items a first sync brings are written to disk and not touched
+        again; making their documents (about a fifth of the receiving daemon's
+        time: the Doc, the apply, its encode) is then work nobody needs.
+        """
+        item = cls(None)
+        item._asleep = (client_id, state)
+        item._cache.update(encoded=state, render=text, path=path)
+        return item
+
+    @property
+    def doc(self) -> Doc[Any]:
+        return self._doc if self._doc is not None else self._wake()
+
+    @property
+    def _meta(self) -> Map[Any]:
+        if self._doc is None:
+            self._wake()
+        return self._meta_map
+
+    @property
+    def _fields(self) -> Map[Any]:
+        if self._doc is None:
+            self._wake()
+        return self._fields_map
+
+    def _wake(self) -> Doc[Any]:
+        """Make the document of an item :meth:`asleep`; what was read of it stays kept."""
+        assert self._asleep is not None
+        client_id, state = self._asleep
+        self._asleep = None
+        doc: Doc[Any] = Doc(client_id=client_id)
+        doc.apply_update(state)
+        self._bind(doc)  # observed from here: the apply is no change to what was read
+        if doc.get_update() != state:  # the worker's check, made again: never trust a cache
+            self._cache.clear()
+        return doc
+
+    @property
+    def is_asleep(self) -> bool:
+        return self._doc is None
 
     def _fresh(self) -> None:
         """Forget what was read before the last change."""
@@ -216,7 +271,10 @@ class ItemDoc:
 
     def encoded(self) -> bytes:
         """The whole state as one update (``Doc.get_update()``)."""
-        return self._kept("encoded", self.doc.get_update)
+        return self._kept("encoded", self._encode)
+
+    def _encode(self) -> bytes:
+        return self.doc.get_update()  # not ``self.doc.get_update`` above: that wakes an item asleep
 
     def _meta_items(self) -> dict[str, Any]:
         return self._kept("meta", lambda: fields.map_items(self._meta))
@@ -559,12 +617,14 @@ def own_cells(item: ItemDoc, writer: str) -> dict[str, Any]:
     return {k: v for k, v in cells.items() if k.endswith(suffix)}
 
 
-def read_new(update: bytes) -> tuple[str | None, str | None]:
+def read_new(update: bytes) -> tuple[str | None, str | None, bool]:
     """The render and the path of a new document after ``update`` (for
-    ``ItemDoc.take_render``). Raises ValueError for an update that does not decode."""
+    ``ItemDoc.take_render``), and whether that document encodes back to exactly
+    ``update`` (for ``ItemDoc.asleep``: not so when part of it waits for what it
+    depends on). Raises ValueError for an update that does not decode."""
     item = ItemDoc.new(0)
     item.doc.apply_update(update)
-    return item._render(once=True), item.path()
+    return item._render(once=True), item.path(), item.doc.get_update() == update
 
 
 def field_index_of(state: bytes) -> fields.FieldIndex:

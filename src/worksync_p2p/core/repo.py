@@ -104,6 +104,15 @@ class Repo:
         self._keep(key, item)
         return item
 
+    def adopt_read(self, key: str, update: bytes, text: str | None, path: str | None) -> ItemDoc:
+        """A new item from a peer whose update was read elsewhere: ``text`` and
+        ``path`` are its render and path, and a new document encodes it back
+        byte for byte (``itemdoc.read_new``). Its document is made on first use
+        (``ItemDoc.asleep``)."""
+        item = ItemDoc.asleep(self.client_id, update, text, path)
+        self._keep(key, item)
+        return item
+
     def encoded(self, key: str) -> bytes | None:
         """The item's full state as one update, without bringing it to life."""
         item = self._live.get(key)
