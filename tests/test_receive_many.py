@@ -99,6 +99,7 @@ def test_a_batch_rendered_by_the_workers_is_adopted_without_documents(node: Loca
     node.receive_many(updates, "peer-b")
     items = [node.repo.get(key) for key, _ in updates]
     assert all(item is not None and item.is_asleep for item in items)
+    assert [node.repo.digest(key) for key, _ in updates] == [dg.item_hash(u) for _, u in updates]
     edited = item_text(3).replace("status: open", "status: done")
     (node.root / "item-3.md").write_text(edited)
     node.on_relpaths({"item-3.md"})

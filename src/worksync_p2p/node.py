@@ -360,8 +360,8 @@ class LocalNode:
     def _adopt(self, key: str, update: bytes, rendered: renderpool.Rendered | None) -> ItemDoc:
         """A new item; raises ValueError if the update is garbage (a worker that
         could not decode it said None, and the apply here raises)."""
-        if rendered is not None and rendered.exact:
-            return self.repo.adopt_read(key, update, rendered.text, rendered.path)
+        if rendered is not None and rendered.digest is not None:
+            return self.repo.adopt_read(key, update, rendered.text, rendered.path, rendered.digest)
         item = self.repo.adopt(key, update)
         if rendered is not None:
             item.take_render(update, rendered.text, rendered.path)

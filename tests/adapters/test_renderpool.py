@@ -12,11 +12,13 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
+from pycrdt import merge_updates
 
 from tests.nodehelpers import Remote
 from tests.test_receive_many import remote_items
 from worksync_p2p.adapters import renderpool
 from worksync_p2p.core import codec
+from worksync_p2p.core.digest import item_hash
 from worksync_p2p.core.itemdoc import read_new
 
 START_S = 30.0
@@ -36,7 +38,8 @@ def updates(count: int) -> list[bytes]:
 
 
 def at_home(update: bytes) -> renderpool.Rendered:
-    return renderpool.Rendered(*read_new(update))
+    text, path, exact = read_new(update)
+    return renderpool.Rendered(text, path, item_hash(update) if exact else None)
 
 
 def test_workers_render_what_the_daemon_renders(pool: renderpool.RenderPool) -> None:
@@ -55,6 +58,28 @@ def test_an_update_that_does_not_decode_gets_no_render(pool: renderpool.RenderPo
     assert results is not None
     assert results[:3] == [at_home(u) for u in batch[:3]]
     assert results[3] is None
+
+
+def test_an_update_with_a_part_that_waits_gets_no_digest(pool: renderpool.RenderPool) -> None:
+    """Its document does not encode it back (what waits is left out), so the item
+    may not sleep on the worker's reads: no digest says so."""
+    remote, ((key, genesis),) = remote_items(1)
+    edits = []
+    for status in ("doing", "done"):
+        parsed = codec.parse(f"---\nid: item-0\nstatus: {status}\n---\nbody\n".encode(), "a.md")
+        update = remote.repo.ingest(key, "item-0.md", parsed, 2_000).update
+        assert update is not None
+        edits.append(update)
+    waiting = merge_updates(genesis, edits[1])  # without the first edit, which it needs
+    pending = pool.submit([genesis, waiting])
+    assert pending is not None
+    results = pending.results()
+    assert results is not None
+    assert results[0] is not None
+    assert results[0].digest == item_hash(genesis)
+    assert results[1] is not None
+    assert results[1].digest is None
+    assert results == [at_home(genesis), at_home(waiting)]
 
 
 def test_a_worker_killed_mid_batch_makes_the_daemon_render(pool: renderpool.RenderPool) -> None:

@@ -22,6 +22,7 @@ from tests.core.replicas import (
     start,
 )
 from worksync_p2p.core import codec, fields, itemdoc, values
+from worksync_p2p.core.digest import item_hash
 from worksync_p2p.core.hlc import Hlc
 from worksync_p2p.core.itemdoc import ItemDoc, Writer
 
@@ -545,8 +546,9 @@ def test_an_item_asleep_answers_its_known_reads_without_making_its_document() ->
     state = a.state()
     text, path, exact = itemdoc.read_new(state)
     assert exact
-    item = ItemDoc.asleep(7, state, text, path)
-    assert (item.render(), item.path(), item.encoded()) == (a.item.render(), PATH, state)
+    item = ItemDoc.asleep(7, state, text, path, item_hash(state))
+    known = (item.render(), item.path(), item.encoded(), item.digest())
+    assert known == (a.item.render(), PATH, state, a.item.digest())
     assert item.is_asleep
     assert _reads(item) == _uncached(a.item)  # these need the document: made now
     assert not item.is_asleep
@@ -556,7 +558,8 @@ def test_an_item_asleep_answers_its_known_reads_without_making_its_document() ->
 def test_an_item_woken_by_a_change_takes_it_as_one_never_asleep_does() -> None:
     (a, b) = start(["peer-a", "peer-b"], seed(BASE))
     state = a.state()
-    item = ItemDoc.asleep(b.item.doc.client_id, state, *itemdoc.read_new(state)[:2])
+    text, path, _ = itemdoc.read_new(state)
+    item = ItemDoc.asleep(b.item.doc.client_id, state, text, path, item_hash(state))
     changed = edited(BASE, "line two", "line 2")
     update = a.edit(changed, 2000)
     assert item.apply_remote(update) is None
@@ -580,8 +583,9 @@ def test_a_state_that_does_not_encode_back_is_not_exact_and_its_reads_are_droppe
     waiting = merge_updates(genesis, second)  # the first edit, which it depends on, missing
     text, path, exact = itemdoc.read_new(waiting)
     assert not exact
-    item = ItemDoc.asleep(7, waiting, "not its text", "not/its/path.md")
+    item = ItemDoc.asleep(7, waiting, "not its text", "not/its/path.md", bytes(8))
     assert not item.alive()  # a read the item did not know: it wakes for it
     assert not item.is_asleep
     assert item.render() == text  # what was kept is dropped: the encoding differs
     assert item.path() == path
+    assert item.digest() == item_hash(item.doc.get_update())

@@ -19,11 +19,11 @@ closes, so a killed daemon leaves none behind.
 
 Frames on the pipes: a 4-byte length, then the payload. A request is a
 sequence of ``u32 length + update``; the reply holds per update a status
-byte (rendered, deleted or empty, bad update; plus a bit set when a new
-document encodes the update back to the same bytes), ``u32 + UTF-8 text`` and
-``u32 + UTF-8 path`` (empty: none; an item's path is never empty). No
-hash of the state crosses: the node keeps a render only for a document that
-encodes to the update's bytes (``ItemDoc.take_render``, ``ItemDoc.asleep``). A
+byte (rendered, deleted or empty, bad update), ``u32 + UTF-8 text``,
+``u32 + UTF-8 path`` (empty: none; an item's path is never empty) and
+``u32 + digest`` (empty: a new document does not encode the update back to
+the same bytes). The node keeps these reads only for a document that encodes
+to the update's bytes (``ItemDoc.take_render``, ``ItemDoc.asleep``). A
 worker's first frame (empty) says it is ready. The pipes are made large
 enough for a whole batch, so a batch crosses them without waiting for the
 other side in between.
@@ -48,6 +48,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from worksync_p2p.core import digest as dg
+
 log = logging.getLogger(__name__)
 
 IDLE_S = 10.0
@@ -57,7 +59,6 @@ RETRY_AFTER_S = 60.0
 MAX_WORKERS = 4
 _LEN = struct.Struct("<I")
 _TEXT, _NO_TEXT, _BAD = 0, 1, 2
-_EXACT = 4  # or-ed into the status: ``Rendered.exact``
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,10 @@ class Rendered:
     """None: the update leaves the item deleted or empty."""
     path: str | None
     """The item's path in that state (None: it names none)."""
-    exact: bool = False
-    """A new document that applies the update encodes it back byte for byte."""
+    digest: bytes | None = None
+    """The item's digest (``digest.item_hash``), given when a new document that
+    applies the update encodes it back byte for byte (the item may sleep then:
+    ``ItemDoc.asleep``); None when it does not."""
 
 
 PIPE_BYTES = 1 << 20
@@ -109,14 +112,19 @@ def _reply(updates: list[bytes], read_new: Read) -> bytes:
         try:
             text, path, exact = read_new(update)
         except ValueError:
-            parts.append(bytes([_BAD]) + _LEN.pack(0) + _LEN.pack(0))
+            parts.append(bytes([_BAD]) + _LEN.pack(0) * 3)
             continue
-        status = (_NO_TEXT if text is None else _TEXT) | (_EXACT if exact else 0)
+        status = _NO_TEXT if text is None else _TEXT
         encoded = b"" if text is None else text.encode()
         where = (path or "").encode()
-        parts += [bytes([status]), _LEN.pack(len(encoded)), encoded, _LEN.pack(len(where)), where]
+        digest = dg.item_hash(update) if exact else b""
+        parts += [bytes([status]), *_sized(encoded), *_sized(where), *_sized(digest)]
     payload = b"".join(parts)
     return _LEN.pack(len(payload)) + payload
+
+
+def _sized(data: bytes) -> tuple[bytes, bytes]:
+    return _LEN.pack(len(data)), data
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
@@ -144,12 +152,12 @@ def _decode_reply(payload: bytes, count: int) -> list[Rendered | None]:
         status = payload[at]
         text, at = _field(payload, at + 1)
         path, at = _field(payload, at)
-        kind = status & ~_EXACT
-        if kind == _BAD:
+        digest, at = _field(payload, at)
+        if status == _BAD:
             out.append(None)
         else:
-            text_read = None if kind == _NO_TEXT else text.decode()
-            out.append(Rendered(text_read, path.decode() or None, bool(status & _EXACT)))
+            text_read = None if status == _NO_TEXT else text.decode()
+            out.append(Rendered(text_read, path.decode() or None, digest or None))
     if at != len(payload):
         raise ValueError("a reply longer than its renders")
     return out

@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 from pycrdt import Doc, Map, Text
 
 from worksync_p2p.core import codec, fields, textdiff, values, yupdate
+from worksync_p2p.core import digest as dg
 from worksync_p2p.core.hlc import GENESIS_MS, Hlc, Stamp
 
 LOCAL_ORIGIN = "local"
@@ -205,8 +206,10 @@ class ItemDoc:
         self._subscription = doc._doc.observe(self._changes)
 
     @classmethod
-    def asleep(cls, client_id: int, state: bytes, text: str | None, path: str | None) -> ItemDoc:
-        """The item of ``state``, whose render and path were read elsewhere (a render
+    def asleep(
+        cls, client_id: int, state: bytes, text: str | None, path: str | None, digest: bytes
+    ) -> ItemDoc:
+        """The item of ``state``, whose render, path and digest were read elsewhere (a render
         worker's ``read_new``, which found that a new document encodes ``state``
         back byte for byte), with its document made only when first used.
 
@@ -216,7 +219,7 @@ class ItemDoc:
         """
         item = cls(None)
         item._asleep = (client_id, state)
-        item._cache.update(encoded=state, render=text, path=path)
+        item._cache.update(encoded=state, render=text, path=path, digest=digest)
         return item
 
     @property
@@ -272,6 +275,10 @@ class ItemDoc:
     def encoded(self) -> bytes:
         """The whole state as one update (``Doc.get_update()``)."""
         return self._kept("encoded", self._encode)
+
+    def digest(self) -> bytes:
+        """The hash the replicas compare (``digest.item_hash`` of the encoded state)."""
+        return self._kept("digest", lambda: dg.item_hash(self.encoded()))
 
     def _encode(self) -> bytes:
         return self.doc.get_update()  # not ``self.doc.get_update`` above: that wakes an item asleep

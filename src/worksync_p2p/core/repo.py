@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from worksync_p2p.core import codec, fields, yupdate
+from worksync_p2p.core import digest as dg
 from worksync_p2p.core.itemdoc import ItemDoc, Writer, genesis_update, own_cells
 
 DEFAULT_CACHE_SIZE = 512
@@ -104,14 +105,24 @@ class Repo:
         self._keep(key, item)
         return item
 
-    def adopt_read(self, key: str, update: bytes, text: str | None, path: str | None) -> ItemDoc:
-        """A new item from a peer whose update was read elsewhere: ``text`` and
-        ``path`` are its render and path, and a new document encodes it back
-        byte for byte (``itemdoc.read_new``). Its document is made on first use
-        (``ItemDoc.asleep``)."""
-        item = ItemDoc.asleep(self.client_id, update, text, path)
+    def adopt_read(
+        self, key: str, update: bytes, text: str | None, path: str | None, digest: bytes
+    ) -> ItemDoc:
+        """A new item from a peer whose update was read elsewhere: ``text``,
+        ``path`` and ``digest`` are its render, path and digest, and a new
+        document encodes it back byte for byte (``itemdoc.read_new``). Its
+        document is made on first use (``ItemDoc.asleep``)."""
+        item = ItemDoc.asleep(self.client_id, update, text, path, digest)
         self._keep(key, item)
         return item
+
+    def digest(self, key: str) -> bytes | None:
+        """The item's digest (``digest.item_hash`` of its encoded state)."""
+        item = self._live.get(key)
+        if item is not None:
+            return item.digest()
+        state = self._encoded.get(key)
+        return None if state is None else dg.item_hash(state)
 
     def encoded(self, key: str) -> bytes | None:
         """The item's full state as one update, without bringing it to life."""

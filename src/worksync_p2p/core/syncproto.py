@@ -322,9 +322,9 @@ class RepoItems:
 
     def refresh(self, key: str) -> None:
         """Recompute one item's digest after it changed."""
-        state = self.repo.encoded(key)
-        if state is not None:
-            self._digests.set(key, dg.item_hash(state))
+        digest = self.repo.digest(key)
+        if digest is not None:
+            self._digests.set(key, digest)
 
     def waiting_keys(self) -> Collection[str]:
         return self.waiting.keys()
