@@ -508,8 +508,7 @@ class LocalNode:
     # -- start-up ----------------------------------------------------------
 
     def load(self) -> None:
-        for key, state in self.store.load_all():
-            self.repo.load(key, state)
+        self.repo.load_from(self.store.keys(), self.store.load)
         self.bridge.base.update(_load_bases(self.store, BASES_META))
         self.bridge.seen.update(_load_bases(self.store, SEEN_META))
         self.bridge.strays.update(_load_pairs(self.store, STRAYS_META))

@@ -168,3 +168,55 @@ def test_no_duplicate_repair_while_part_of_an_update_waits() -> None:
     assert _item(repo).apply_remote(later) is None  # its rev cell waits for ``earlier``
     _item(repo).apply_remote(earlier)
     assert "new line" in (_item(repo).render() or "")
+
+
+# -- items restored from a store, read when first used ------------------------------
+
+
+def _stored(count: int) -> dict[str, bytes]:
+    source = _repo(1)
+    states = {}
+    for n in range(count):
+        key = f"t{n}"
+        source.ingest(key, f"{key}.md", codec.parse(TEXT.replace("t1", key).encode(), "x.md"), 1000)
+        state = source.encoded(key)
+        assert state is not None
+        states[key] = state
+    return states
+
+
+def test_items_restored_from_a_store_are_read_only_when_used() -> None:
+    states = _stored(4)
+    fetched: list[str] = []
+
+    def fetch(key: str) -> bytes | None:
+        fetched.append(key)
+        return states.get(key)
+
+    repo = _repo(2)
+    repo.load_from(list(states), fetch)
+    assert len(repo) == 4
+    assert "t2" in repo
+    assert "t9" not in repo
+    assert list(repo.item_keys()) == sorted(states)
+    assert fetched == []
+    assert repo.encoded("t1") == states["t1"]
+    assert repo.digest("t1") is not None
+    item = repo.get("t1")
+    assert item is not None
+    assert item.frontmatter()["id"] == "t1"
+    assert repo.get("t3") is not None
+    assert fetched == ["t1", "t3"]  # once each, kept from then on
+    assert repo.encoded("t0") == states["t0"]
+    assert fetched == ["t1", "t3", "t0"]
+
+
+def test_an_item_loaded_or_changed_after_the_restore_is_not_read_from_the_store() -> None:
+    states = _stored(3)
+    repo = _repo(2)
+    repo.load_from(list(states), lambda key: b"must not be read: " + key.encode())
+    repo.load("t0", states["t0"])
+    assert repo.encoded("t0") == states["t0"]
+    assert len(repo) == 3
+    repo.load_from(["t0"], lambda _key: None)  # known already: not taken as stored again
+    assert repo.encoded("t0") == states["t0"]
