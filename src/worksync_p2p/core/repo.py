@@ -105,8 +105,7 @@ class Repo:
         if item is not None:
             self._live.move_to_end(key)
             return item
-        if key in self._stored:
-            self._take_stored(key)
+        self._take_stored(key)  # after a restart: into ``_encoded``, taken from there
         state = self._encoded.pop(key, None)
         if state is None:
             return None
